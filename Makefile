@@ -1,0 +1,49 @@
+# The one place that holds hothost's build flags.
+#
+# Go plugins load only into a host built with exactly the same toolchain and
+# flags (see ../shared/FIELD-NOTES.md). Every go command below, and every
+# command the tests start (the plugin build tool among them), inherits these
+# through the environment, so host, plugins and test binaries always match.
+export CGO_ENABLED := 1
+export GOFLAGS := -trimpath
+# Tests that build plugins read this to build them exactly like the host.
+export HOTHOST_BUILD_FLAGS := $(GOFLAGS)
+
+GO       ?= go
+BIN      := $(CURDIR)/bin
+PKGS     := ./...
+# Packages whose tests never load a plugin: they also run under -race.
+# (A plugin must be built with the same -race flag as its host.)
+RACE_PKGS := ./shmpool/... ./state/... ./abi/...
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build plugins test race bench demo run lint chaos fuzz clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 9m $(PKGS)
+	$(GO) test -count=1 -race -timeout 9m $(RACE_PKGS)
+
+race:
+	$(GO) test -count=1 -race $(RACE_PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS) | tee bench.out
+
+demo: build
+	$(GO) run ./examples/shmdemo
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet $(PKGS)
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
+
+clean:
+	rm -rf $(BIN) bench.out

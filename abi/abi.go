@@ -1,0 +1,102 @@
+// Package abi is the contract between the hothost host and its plugins: the
+// descriptor every plugin exports, the handler signature, the Call a handler
+// sees and the host's ABI version.
+//
+// abi is deliberately small and has no dependencies outside the standard
+// library. Go refuses to load a plugin built against another version of any
+// package it shares with the host (FIELD-NOTES: "plugin was built with a
+// different version of package ..."), so every change here forces a host
+// rebuild and a restart. It must never hold game types, state or anything
+// that changes between handler versions: those live in the game's own
+// packages and in each plugin's main package.
+//
+// A plugin is a main package that exports one variable named Module:
+//
+//	var Module = abi.Module{
+//		Name:     "coin",
+//		Version:  "1.2.0",
+//		ABI:      ">= 1.0, < 2.0",
+//		Handlers: map[string]abi.Handler{"work": work},
+//	}
+//
+// Handlers receive the player's state as Call.State: a pointer to the game's
+// pointer-free state struct (a private copy inside a transaction; the host
+// commits it only if the handler returns nil and does not panic). The game
+// package, shared by host and plugins, says which type that is; a handler
+// asserts it (p := c.State.(*game.Player)), which costs one comparison and
+// keeps generics off the plugin boundary (no proof needed that a plugin's
+// instantiation of a generic type is the host's).
+package abi
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Version is the host's ABI version. A plugin's Module.ABI constraint is
+// checked against it before the plugin's handlers are ever called.
+const Version = "1.0.0"
+
+// Symbol is the name of the variable every plugin exports.
+const Symbol = "Module"
+
+// Handler handles one message for one player. It must not keep anything
+// (Call, State, Config) after it returns, and must not start goroutines.
+type Handler func(c *Call) error
+
+// Module is a plugin's descriptor.
+type Module struct {
+	// Name of the module, the same for every version ("coin").
+	Name string
+	// Version of this build, semver ("1.2.0").
+	Version string
+	// ABI is a version constraint on the host's abi.Version (">= 1.0, < 2.0").
+	ABI string
+	// Handlers by message name ("work"). A message belongs to one module.
+	Handlers map[string]Handler
+	// SelfTest, when set, runs in the preflight child before the host ever
+	// opens the plugin. A non-nil error rejects the version.
+	SelfTest func() error
+}
+
+// Call is what a handler sees of one request.
+type Call struct {
+	Player uint64    // the player's id
+	Msg    string    // the message name
+	Args   []string  // the message's arguments, without the name
+	Now    time.Time // the request's time, one value per request
+	// State points at the game's state struct for this player: a private
+	// copy, committed only if the handler succeeds.
+	State any
+	// Config is the game's current config, one consistent value for the
+	// whole request. Treat it as read-only.
+	Config any
+	Log    *slog.Logger
+
+	reply string
+}
+
+// Reply sets the text sent to the client after a successful commit.
+func (c *Call) Reply(format string, args ...any) { c.reply = fmt.Sprintf(format, args...) }
+
+// ReplyText is what Reply set, for the host.
+func (c *Call) ReplyText() string { return c.reply }
+
+// Reset clears c for reuse by the host.
+func (c *Call) Reset() { *c = Call{} }
+
+// Error is a handler's refusal with a code the client can branch on
+// ("err funds not enough coins: have 3, need 10"). Any other error a handler
+// returns reaches the client as code "failed".
+type Error struct {
+	Code string // one word, lower case
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Msg }
+
+// Fail returns an *Error with the given code and formatted message.
+func Fail(code, format string, args ...any) error {
+	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
