@@ -1,0 +1,12 @@
+// Package abi is a stub of hothost's abi for the analyzer's tests.
+package abi
+
+type Call struct{}
+
+type Handler func(c *Call) error
+
+type Module struct {
+	Name, Version, ABI string
+	Handlers           map[string]Handler
+	SelfTest           func() error
+}
