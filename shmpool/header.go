@@ -23,20 +23,20 @@ const (
 	headerRegion  = 4096
 	pageSize      = 4096
 
-	offMagic       = 0  // [8]byte
-	offVersion     = 8  // uint32
-	offHeaderSize  = 12 // uint32
-	offChecksum    = 16 // uint32
-	offSlotSize    = 20 // uint32
-	offSegmentSize = 24 // uint64
-	offCapacity    = 32 // uint64
-	offLayoutOff   = 40 // uint64
-	offLayoutLen   = 48 // uint64
-	offAuxOff      = 56 // uint64
-	offAuxLen      = 64 // uint64
-	offStatesOff   = 72 // uint64
-	offSlotsOff    = 80 // uint64
-	offCreated     = 88 // int64, unix nanoseconds
+	offMagic       = 0   // [8]byte
+	offVersion     = 8   // uint32
+	offHeaderSize  = 12  // uint32
+	offChecksum    = 16  // uint32
+	offSlotSize    = 20  // uint32
+	offSegmentSize = 24  // uint64
+	offCapacity    = 32  // uint64
+	offLayoutOff   = 40  // uint64
+	offLayoutLen   = 48  // uint64
+	offAuxOff      = 56  // uint64
+	offAuxLen      = 64  // uint64
+	offStatesOff   = 72  // uint64
+	offSlotsOff    = 80  // uint64
+	offCreated     = 88  // int64, unix nanoseconds
 	offFingerprint = 96  // [32]byte, up to 128
 	offLayoutSum   = 128 // uint32: CRC-32C of the stored layout description
 

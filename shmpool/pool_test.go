@@ -157,7 +157,10 @@ func TestPointerTypesRefused(t *testing.T) {
 		open func() error
 		want string
 	}{
-		{func() error { _, err := shmpool.Open[bag]("x", shmpool.Options{Dir: t.TempDir(), Capacity: 1}); return err }, "bag.Inventory[].Name: string"},
+		{func() error {
+			_, err := shmpool.Open[bag]("x", shmpool.Options{Dir: t.TempDir(), Capacity: 1})
+			return err
+		}, "bag.Inventory[].Name: string"},
 		{func() error {
 			_, err := shmpool.Open[struct{ P *int64 }]("x", shmpool.Options{Dir: t.TempDir(), Capacity: 1})
 			return err
