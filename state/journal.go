@@ -1,0 +1,129 @@
+package state
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"sync"
+	"unsafe"
+)
+
+// The aux region of a state segment:
+//
+//	[0, 64)        aux header: magic, version, lanes, record size, capacity,
+//	               index length, journal and index offsets, CRC-32C
+//	[64, ...)      journal: one entry per lane, 64-byte aligned so lanes
+//	               never share a cache line: an active word, then a copy of
+//	               the record being overwritten (the undo record)
+//	[..., end)     index: one uint32 per entry
+//
+// The header is written once, when the segment is built, and checked on
+// every attach: a segment whose aux does not add up is refused by name.
+const (
+	auxMagic   = "HHSTAUX\x01"
+	auxVersion = 1
+	auxHeader  = 64
+
+	offAuxVersion  = 8  // uint32
+	offAuxLanes    = 12 // uint32
+	offAuxRecSize  = 16 // uint32
+	offAuxCapacity = 24 // uint64
+	offAuxIndexLen = 32 // uint64
+	offAuxJournal  = 40 // uint64
+	offAuxIndex    = 48 // uint64
+	offAuxSum      = 56 // uint32 over [0, 56)
+)
+
+// Journal active word: 0 when the lane is idle, else kind<<32 | slot.
+const (
+	journalUpdate = 1 // undo: copy the saved record back over the slot
+	journalCreate = 2 // undo: free the slot (an Ensure that did not finish)
+)
+
+// auxGeom is the decoded aux header.
+type auxGeom struct {
+	lanes    int
+	recSize  int
+	capacity int
+	indexLen int
+	journal  int // offset of lane 0's entry
+	stride   int // bytes per lane entry
+	index    int // offset of the index
+	size     int // total aux bytes
+}
+
+func planAux(lanes, recSize, capacity int) auxGeom {
+	g := auxGeom{lanes: lanes, recSize: recSize, capacity: capacity, indexLen: indexLen(capacity), journal: auxHeader}
+	g.stride = alignUp(8+recSize, 64)
+	g.index = alignUp(g.journal+lanes*g.stride, 64)
+	g.size = g.index + 4*g.indexLen
+	return g
+}
+
+func alignUp(n, a int) int { return (n + a - 1) &^ (a - 1) }
+
+func encodeAux(b []byte, g auxGeom) {
+	le := binary.LittleEndian
+	copy(b, auxMagic)
+	le.PutUint32(b[offAuxVersion:], auxVersion)
+	le.PutUint32(b[offAuxLanes:], uint32(g.lanes))
+	le.PutUint32(b[offAuxRecSize:], uint32(g.recSize))
+	le.PutUint64(b[offAuxCapacity:], uint64(g.capacity))
+	le.PutUint64(b[offAuxIndexLen:], uint64(g.indexLen))
+	le.PutUint64(b[offAuxJournal:], uint64(g.journal))
+	le.PutUint64(b[offAuxIndex:], uint64(g.index))
+	le.PutUint32(b[offAuxSum:], crc32.Checksum(b[:offAuxSum], castagnoli))
+}
+
+// decodeAux validates an aux header against the segment it sits in: it
+// must be exactly what planAux computes for the stored lanes, record size
+// and capacity, so no offset can point outside the region.
+func decodeAux(b []byte, recSize, capacity int) (auxGeom, error) {
+	le := binary.LittleEndian
+	if len(b) < auxHeader {
+		return auxGeom{}, fmt.Errorf("%w: aux region of %d bytes has no header", ErrCorrupt, len(b))
+	}
+	if string(b[:8]) != auxMagic {
+		return auxGeom{}, fmt.Errorf("%w: aux magic %q, want %q", ErrCorrupt, b[:8], auxMagic)
+	}
+	if got, want := le.Uint32(b[offAuxSum:]), crc32.Checksum(b[:offAuxSum], castagnoli); got != want {
+		return auxGeom{}, fmt.Errorf("%w: aux header checksum %#08x, computed %#08x", ErrCorrupt, got, want)
+	}
+	if v := le.Uint32(b[offAuxVersion:]); v != auxVersion {
+		return auxGeom{}, fmt.Errorf("%w: aux version %d, this build reads %d", ErrCorrupt, v, auxVersion)
+	}
+	lanes := int(le.Uint32(b[offAuxLanes:]))
+	if lanes <= 0 || lanes > maxLanes || lanes&(lanes-1) != 0 {
+		return auxGeom{}, fmt.Errorf("%w: %d lanes", ErrCorrupt, lanes)
+	}
+	g := planAux(lanes, recSize, capacity)
+	if int(le.Uint32(b[offAuxRecSize:])) != recSize || le.Uint64(b[offAuxCapacity:]) != uint64(capacity) ||
+		le.Uint64(b[offAuxIndexLen:]) != uint64(g.indexLen) || le.Uint64(b[offAuxJournal:]) != uint64(g.journal) ||
+		le.Uint64(b[offAuxIndex:]) != uint64(g.index) || g.size > len(b) {
+		return auxGeom{}, fmt.Errorf("%w: aux geometry does not match the segment (record %d bytes, %d slots)", ErrCorrupt, recSize, capacity)
+	}
+	return g, nil
+}
+
+// lane serializes the transactions of the players hashed onto it and owns
+// what a transaction needs, so that Update allocates nothing: a scratch T
+// for the callback and its journal entry in the segment.
+type lane[T any] struct {
+	mu      sync.Mutex
+	scratch T
+	active  *uint64    // in the segment
+	undo    *record[T] // in the segment
+	_       [64]byte   // keep neighbouring lanes' hot words apart
+}
+
+func laneEntry[T any](aux []byte, g auxGeom, i int) (*uint64, *record[T]) {
+	off := g.journal + i*g.stride
+	return (*uint64)(unsafe.Pointer(&aux[off])), (*record[T])(unsafe.Pointer(&aux[off+8]))
+}
+
+func indexTable(aux []byte, g auxGeom) []uint32 {
+	if g.indexLen == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&aux[g.index])), g.indexLen)
+}

@@ -1,0 +1,104 @@
+package state
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// How says what Open did to get a usable store.
+type How int
+
+const (
+	// Attached: the segment was closed cleanly and is used as it is.
+	Attached How = iota
+	// Recovered: the previous owner died (kill -9, crash); its journal
+	// was rolled back and every record checked before use.
+	Recovered
+	// Migrated: the segment held another layout of T (or was too small);
+	// its records were converted by field name into a new segment.
+	Migrated
+	// Restored: there was no segment (a reboot); the newest valid
+	// snapshot was loaded.
+	Restored
+	// Created: neither a segment nor a valid snapshot; the store is empty.
+	Created
+)
+
+func (h How) String() string {
+	switch h {
+	case Attached:
+		return "attached"
+	case Recovered:
+		return "recovered"
+	case Migrated:
+		return "migrated"
+	case Restored:
+		return "restored"
+	case Created:
+		return "created"
+	}
+	return fmt.Sprintf("How(%d)", int(h))
+}
+
+// OpenReport says what Open did and why, with the figures an operator
+// needs to trust it.
+type OpenReport struct {
+	How    How
+	Reason string // why, in words: "previous owner pid 812 died without closing"
+	Path   string // the segment file
+
+	Players      int
+	Capacity     int
+	SegmentBytes int           // size of the segment file
+	Duration     time.Duration // the whole Open
+
+	// Recovery is set when records were checked after a crash (also when
+	// migrating or restoring from a segment that had crashed).
+	Recovery *RecoveryReport
+	// Diff is the layout diff when the stored layout differed from T.
+	Diff string
+	// Snapshot is the file restored from (Restored only).
+	Snapshot string
+	// SnapshotAge is how old that snapshot was: what the reboot lost.
+	SnapshotAge time.Duration
+	// Skipped lists snapshots that were not used, each with its cause.
+	Skipped []string
+	// SnapshotEvery is Options.SnapshotEvery: the most a reboot can lose
+	// (0: no periodic snapshots).
+	SnapshotEvery time.Duration
+}
+
+// String is a one-line summary for the log.
+func (r *OpenReport) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "state %s %s: %s; %d players (capacity %d) in %v", r.How, r.Path, r.Reason, r.Players, r.Capacity, r.Duration.Round(time.Microsecond))
+	if r.Recovery != nil {
+		fmt.Fprintf(&b, "; %s", r.Recovery)
+	}
+	if r.Snapshot != "" {
+		fmt.Fprintf(&b, "; from snapshot %s (%v old)", r.Snapshot, r.SnapshotAge.Round(time.Second))
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(&b, "; %d snapshots skipped", len(r.Skipped))
+	}
+	if r.SnapshotEvery > 0 {
+		fmt.Fprintf(&b, "; snapshots every %v (the most a reboot can lose)", r.SnapshotEvery)
+	} else {
+		b.WriteString("; no periodic snapshots (a reboot loses everything since the last Snapshot call)")
+	}
+	return b.String()
+}
+
+// RecoveryReport counts what recovery did after an unclean shutdown.
+type RecoveryReport struct {
+	Checked  int      // live records whose checksum was verified
+	Repaired int      // records restored from an undo record, or half-made players removed
+	Lost     int      // records that failed their check with nothing to restore (goal: 0)
+	LostIDs  []uint64 // the first ids lost, for the operator
+	Duration time.Duration
+}
+
+func (r *RecoveryReport) String() string {
+	return fmt.Sprintf("recovery checked %d, repaired %d, lost %d in %v", r.Checked, r.Repaired, r.Lost, r.Duration.Round(time.Microsecond))
+}

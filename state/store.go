@@ -1,0 +1,536 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/hothost/hothost/shmpool"
+)
+
+// Options say where a store lives and how it is kept.
+type Options struct {
+	// Name is the segment's file name under ShmDir.
+	Name string
+	// ShmDir holds the segment; "" means /dev/shm.
+	ShmDir string
+	// Capacity is the most players a new segment holds. An existing
+	// segment with fewer slots is grown (by migration) to Capacity; 0
+	// accepts the existing segment's capacity.
+	Capacity int
+	// Lanes is the number of transaction lanes of a new segment (a power
+	// of two, default 256): players hash onto lanes, and a lane runs one
+	// transaction at a time.
+	Lanes int
+	// SnapshotDir holds snapshots; "" means none are written or restored.
+	SnapshotDir string
+	// KeepSnapshots is how many of the newest snapshots are kept (default 3).
+	KeepSnapshots int
+	// SnapshotEvery, if positive (and SnapshotDir set), makes the store
+	// write a snapshot at this interval: the most state a reboot can lose.
+	SnapshotEvery time.Duration
+	// Migrations converts records of layouts that automatic migration
+	// refuses. The key is the fingerprint of the OLD value type T (not of
+	// the record around it): Fingerprint[OldT]() computes it, and the
+	// ErrIncompatible message prints it.
+	Migrations map[[32]byte]MigrateFunc
+	// Logger receives what Open, recovery and snapshots did; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// MigrateFunc converts one stored record into the current T. old is the
+// record read by field name through its stored layout; new is a *T that
+// already holds every field automatic migration could carry over (same
+// name, compatible kind) and zero elsewhere. An error stops the migration
+// and leaves the old segment as it was.
+type MigrateFunc func(old Record, new any) error
+
+const (
+	defaultLanes = 256
+	maxLanes     = 1 << 16
+	defaultKeep  = 3
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Name == "" {
+		return o, errors.New("state: Options.Name is empty")
+	}
+	if o.Capacity < 0 {
+		return o, fmt.Errorf("state: negative capacity %d", o.Capacity)
+	}
+	if o.Lanes == 0 {
+		o.Lanes = defaultLanes
+	}
+	if o.Lanes < 0 || o.Lanes > maxLanes || o.Lanes&(o.Lanes-1) != 0 {
+		return o, fmt.Errorf("state: %d lanes: want a power of two up to %d", o.Lanes, maxLanes)
+	}
+	if o.KeepSnapshots <= 0 {
+		o.KeepSnapshots = defaultKeep
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// Store is the players' state: one record per player in a shared-memory
+// segment. All methods are safe for concurrent use.
+type Store[T any] struct {
+	opts    Options
+	log     *slog.Logger
+	pool    *shmpool.Pool[record[T]]
+	layout  *shmpool.Layout // of T, as stored
+	aux     []byte
+	geom    auxGeom
+	lanes   []lane[T]
+	locks   []slotLock
+	idx     index
+	recSize uintptr
+
+	closed atomic.Bool
+	snapMu sync.Mutex // one snapshot at a time
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// Fingerprint is the layout fingerprint of T: the key of
+// Options.Migrations for records stored as T.
+func Fingerprint[T any]() ([32]byte, error) {
+	l, err := shmpool.Describe(reflect.TypeFor[T]())
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return l.Fingerprint(), nil
+}
+
+// Open makes the store a host starts with, and says how:
+//
+//   - the segment exists with T's layout: attach it (recovering first if
+//     the previous owner died);
+//   - it exists with another layout: migrate it by field name into a new
+//     segment (or refuse with ErrIncompatible and the diff);
+//   - it is missing: restore the newest valid snapshot from SnapshotDir;
+//   - there is none: create an empty segment of Options.Capacity.
+//
+// A segment that cannot be validated (bad magic, checksum, geometry) is an
+// error, never silently replaced: the operator removes it to restore.
+func Open[T any](opts Options) (*Store[T], *OpenReport, error) {
+	start := time.Now()
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := shmpool.Describe(reflect.TypeFor[record[T]]()); err != nil {
+		return nil, nil, fmt.Errorf("state: %w", err)
+	}
+	rep := &OpenReport{SnapshotEvery: opts.SnapshotEvery}
+	s, err := attach[T](opts, rep)
+	switch {
+	case err == nil && opts.Capacity > s.pool.Cap():
+		// Growing is a migration to the same layout: close (clean) and
+		// rebuild at the new size.
+		old := s.pool.Cap()
+		if err = s.closeSegment(); err == nil {
+			err = migrate[T](opts, rep)
+		}
+		if err == nil {
+			rep.How, rep.Reason = Migrated, fmt.Sprintf("capacity grown from %d to %d", old, opts.Capacity)
+			s, err = attach[T](opts, nil)
+		}
+	case err == nil:
+	case errors.Is(err, shmpool.ErrLayout):
+		if err = migrate[T](opts, rep); err == nil {
+			rep.How = Migrated
+			s, err = attach[T](opts, nil)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		var snap bool
+		if snap, err = restore[T](opts, rep); err == nil && !snap {
+			err = create[T](opts, rep)
+		}
+		if err == nil {
+			s, err = attach[T](opts, nil)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Path = s.pool.Info().Path
+	rep.Players = s.Len()
+	rep.Capacity = s.pool.Cap()
+	rep.SegmentBytes = s.pool.Info().SegmentSize
+	rep.Duration = time.Since(start)
+	s.log.Info("state: open", "how", rep.How.String(), "reason", rep.Reason, "path", rep.Path,
+		"players", rep.Players, "capacity", rep.Capacity, "duration", rep.Duration, "snapshot_every", opts.SnapshotEvery)
+	s.startSnapshots()
+	return s, rep, nil
+}
+
+// attach opens an existing segment of T and makes a Store of it, running
+// recovery when the previous owner did not close it. rep (if not nil)
+// gets How, Reason and Recovery.
+func attach[T any](opts Options, rep *OpenReport) (*Store[T], error) {
+	p, err := shmpool.Open[record[T]](opts.Name, shmpool.Options{Dir: opts.ShmDir, AttachOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	s, err := bind(p, opts)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	info := p.Info()
+	busy := s.activeLanes()
+	crashed := info.How == shmpool.AttachedAfterCrash || busy > 0
+	if rep != nil {
+		rep.How, rep.Reason = Attached, fmt.Sprintf("segment closed cleanly (attach #%d)", info.AttachCount)
+	}
+	if crashed {
+		rr := s.recover()
+		if rep != nil {
+			rep.How, rep.Recovery = Recovered, &rr
+			rep.Reason = fmt.Sprintf("previous owner pid %d did not close the segment", info.PrevOwnerPID)
+			if info.How != shmpool.AttachedAfterCrash {
+				rep.Reason = fmt.Sprintf("segment marked clean but %d journal lanes were active", busy)
+			}
+		}
+	} else if n, live := s.idx.count(), p.Len(); n != live {
+		// A structural check even after a clean close (cheap: one pass
+		// over the table): a mismatch means the index cannot be trusted.
+		s.log.Warn("state: index does not match the records; rebuilding", "entries", n, "players", live)
+		rr := RecoveryReport{}
+		s.rebuildIndex(&rr)
+	}
+	s.initLocks()
+	return s, nil
+}
+
+// bind makes a Store around an open pool whose aux region holds a state
+// aux header.
+func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
+	var zero record[T]
+	s := &Store[T]{opts: opts, log: opts.Logger, pool: p, aux: p.Aux(), recSize: unsafe.Sizeof(zero)}
+	g, err := decodeAux(s.aux, int(s.recSize), p.Cap())
+	if err != nil {
+		return nil, fmt.Errorf("%w (segment %s)", err, p.Info().Path)
+	}
+	s.geom = g
+	vl, err := shmpool.Describe(reflect.TypeFor[T]())
+	if err != nil {
+		return nil, err
+	}
+	s.layout = vl
+	s.lanes = make([]lane[T], g.lanes)
+	for i := range s.lanes {
+		s.lanes[i].active, s.lanes[i].undo = laneEntry[T](s.aux, g, i)
+	}
+	s.locks = make([]slotLock, p.Cap())
+	s.idx.tab = indexTable(s.aux, g)
+	s.idx.idOf = s.idOf
+	return s, nil
+}
+
+// initLocks marks free slots dead so readers never copy them.
+func (s *Store[T]) initLocks() {
+	for i := range s.locks {
+		_, _, live := s.pool.Lookup(i)
+		s.locks[i].set(!live)
+	}
+}
+
+func (s *Store[T]) idOf(slot uint32) (uint64, bool) {
+	_, r, ok := s.pool.Lookup(int(slot))
+	if !ok {
+		return 0, false
+	}
+	return atomic.LoadUint64(&r.ID), true
+}
+
+func (s *Store[T]) lane(id uint64) *lane[T] {
+	// The low bits of the mixed id pick the lane; the index uses the high
+	// bits, so players of one lane still spread over the table.
+	return &s.lanes[mix(id)&uint64(len(s.lanes)-1)]
+}
+
+// Ensure creates player id (all fields zero) unless it exists: the
+// create-on-first-login step. created says which. A created player
+// survives kill -9 once Ensure returns.
+func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	ln := s.lane(id)
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if _, ok := s.idx.find(id); ok {
+		return false, nil
+	}
+	h, rec, err := s.pool.Alloc()
+	if err != nil {
+		return false, fmt.Errorf("state: create player %d: %w", id, err)
+	}
+	slot := uint32(h.Index())
+	// The journal says "this slot is being created": a crash before the
+	// journal goes idle frees it again, so a half-made player never
+	// appears. The slot is dead until the index points at it.
+	atomic.StoreUint64(ln.active, journalCreate<<32|uint64(slot))
+	atomic.StoreUint64(&rec.ID, id)
+	rec.Seq = 0
+	rec.Sum = recordSum(recordBytes(rec))
+	if err := s.idx.insert(id, slot); err != nil {
+		s.pool.Free(h)
+		atomic.StoreUint64(ln.active, 0)
+		return false, err
+	}
+	s.locks[slot].set(false)
+	atomic.StoreUint64(ln.active, 0)
+	return true, nil
+}
+
+// Update runs fn on a private copy of player id's committed value and, if
+// fn returns nil, commits the copy crash-atomically before returning: once
+// Update returns nil the change survives kill -9. If fn returns an error
+// the player is unchanged and that error is returned; if fn panics the
+// player is unchanged and the error is a *PanicError (wrapping ErrPanic).
+// A missing player gives ErrNotFound.
+//
+// fn must not keep v after it returns, and must not call the Store (it
+// runs holding the player's lane).
+func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	ln := s.lane(id)
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	slot, ok := s.idx.find(id)
+	if !ok {
+		return fmt.Errorf("%w: player %d", ErrNotFound, id)
+	}
+	_, rec, ok := s.pool.Lookup(int(slot))
+	if !ok {
+		return fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
+	}
+	// Only this lane writes rec, and readers only read: copying it
+	// without the slot lock is safe.
+	ln.scratch = rec.Val
+	if err := call(id, fn, &ln.scratch); err != nil {
+		return err
+	}
+	s.commit(ln, slot, rec)
+	return nil
+}
+
+func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{ID: id, Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return fn(v)
+}
+
+// commit writes ln.scratch into rec. The order is the whole crash-safety
+// argument: (1) save the old record in the lane's undo slot, (2) publish
+// the journal entry, (3) write the record, (4) retire the entry. A crash
+// before (2) leaves the old record untouched; between (2) and (4) recovery
+// copies the saved record back; after (4) the new record is whole. The
+// atomic stores order (1) before (2) and (3) before (4) for the CPU and
+// the compiler; a killed process leaves a prefix of its stores in shared
+// memory, never a reordering of them.
+func (s *Store[T]) commit(ln *lane[T], slot uint32, rec *record[T]) {
+	sum := sumOf(rec.ID, &ln.scratch, s.recSize)
+	*ln.undo = *rec
+	atomic.StoreUint64(ln.active, journalUpdate<<32|uint64(slot))
+	l := &s.locks[slot]
+	l.lock()
+	seq := rec.Seq + 1
+	atomic.StoreUint32(&rec.Seq, seq) // odd: being written
+	rec.Val = ln.scratch
+	rec.Sum = sum
+	atomic.StoreUint32(&rec.Seq, seq+1)
+	l.unlock()
+	atomic.StoreUint64(ln.active, 0)
+}
+
+// Get returns a copy of player id's committed value: never half of an
+// update. It waits only for a writer of the same player, and only while
+// that writer copies bytes.
+func (s *Store[T]) Get(id uint64) (T, error) {
+	var v T
+	if s.closed.Load() {
+		return v, ErrClosed
+	}
+	rec, unlock, ok := s.rlock(id)
+	if !ok {
+		return v, fmt.Errorf("%w: player %d", ErrNotFound, id)
+	}
+	v = rec.Val
+	unlock.runlock()
+	return v, nil
+}
+
+// rlock finds id's record and read-locks it. It fails if the player does
+// not exist, or stopped existing between the index lookup and the lock
+// (then the slot is dead, or already holds another id).
+func (s *Store[T]) rlock(id uint64) (*record[T], *slotLock, bool) {
+	slot, ok := s.idx.find(id)
+	if !ok {
+		return nil, nil, false
+	}
+	l := &s.locks[slot]
+	if !l.rlock() {
+		return nil, nil, false
+	}
+	_, rec, ok := s.pool.Lookup(int(slot))
+	if !ok || rec.ID != id {
+		l.runlock()
+		return nil, nil, false
+	}
+	return rec, l, true
+}
+
+// Delete removes player id. A Delete cut short by a crash either happened
+// or did not; it never leaves half a player.
+func (s *Store[T]) Delete(id uint64) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	ln := s.lane(id)
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	slot, ok := s.idx.find(id)
+	if !ok {
+		return fmt.Errorf("%w: player %d", ErrNotFound, id)
+	}
+	h, _, ok := s.pool.Lookup(int(slot))
+	if !ok {
+		return fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
+	}
+	// Dead first, so no reader copies the slot once shmpool may clear it;
+	// then out of the index; then free. A crash before Free leaves the
+	// record live, and recovery's index rebuild brings the player back.
+	l := &s.locks[slot]
+	l.lock()
+	l.kill()
+	s.idx.remove(id, slot)
+	if err := s.pool.Free(h); err != nil {
+		return fmt.Errorf("state: delete player %d: %w", id, err)
+	}
+	return nil
+}
+
+// Len is the number of players.
+func (s *Store[T]) Len() int {
+	if s.closed.Load() {
+		return 0
+	}
+	return s.pool.Len()
+}
+
+// Cap is the most players the segment holds.
+func (s *Store[T]) Cap() int { return s.pool.Cap() }
+
+// Each calls fn with a consistent copy of every player's value, in slot
+// order, until fn returns false. v is reused: fn must not keep it. Players
+// created or deleted while Each runs may or may not be seen.
+func (s *Store[T]) Each(fn func(id uint64, v *T) bool) {
+	if s.closed.Load() {
+		return
+	}
+	var v T
+	for i := range s.locks {
+		l := &s.locks[i]
+		if !l.rlock() {
+			continue
+		}
+		_, rec, ok := s.pool.Lookup(i)
+		if !ok {
+			l.runlock()
+			continue
+		}
+		id := rec.ID
+		v = rec.Val
+		l.runlock()
+		if !fn(id, &v) {
+			return
+		}
+	}
+}
+
+// Describe returns player id's value decoded through the stored layout:
+// field names to values (structs as maps, arrays as slices), for the
+// admin API. It never sees half an update.
+func (s *Store[T]) Describe(id uint64) (map[string]any, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	rec, l, ok := s.rlock(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: player %d", ErrNotFound, id)
+	}
+	b := append([]byte(nil), recordBytes(rec)[recHeader:recHeader+unsafe.Sizeof(rec.Val)]...)
+	l.runlock()
+	v, _ := view{t: &s.layout.Type, b: b, id: id}.Value("")
+	m, ok := v.(map[string]any)
+	if !ok { // T is not a struct: still give the admin API a map
+		m = map[string]any{"value": v}
+	}
+	return m, nil
+}
+
+// Layout is the stored layout of T; its Fingerprint is the key a later
+// build registers a MigrateFunc under.
+func (s *Store[T]) Layout() *shmpool.Layout { return s.layout }
+
+// Path is the segment file.
+func (s *Store[T]) Path() string { return s.pool.Info().Path }
+
+// Close stops periodic snapshots, waits for running transactions, marks
+// the segment cleanly shut down and releases it. Call it only once no
+// goroutine reads from the store any more.
+func (s *Store[T]) Close() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+	}
+	return s.closeSegment()
+}
+
+// closeSegment takes every lane (so no commit is half done), then closes
+// the pool, which marks the segment clean.
+func (s *Store[T]) closeSegment() error {
+	if s.closed.Swap(true) {
+		return ErrClosed
+	}
+	for i := range s.lanes {
+		s.lanes[i].mu.Lock()
+	}
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if err := s.pool.Close(); err != nil {
+		return fmt.Errorf("state: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store[T]) activeLanes() int {
+	n := 0
+	for i := range s.lanes {
+		if atomic.LoadUint64(s.lanes[i].active) != 0 {
+			n++
+		}
+	}
+	return n
+}
