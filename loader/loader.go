@@ -1,0 +1,679 @@
+package loader
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"plugin"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hothost/hothost/abi"
+	"github.com/hothost/hothost/loader/sidecar"
+)
+
+// Options configure a Loader. Zero values get the defaults noted.
+type Options struct {
+	// Dir is the plugin directory to poll. Required.
+	Dir string
+	// PollInterval is Run's period (default 1s).
+	PollInterval time.Duration
+	// PublicKey, when set, makes a valid <file>.sig mandatory.
+	PublicKey ed25519.PublicKey
+	// Preflight checks a plugin before the host opens it. The default
+	// re-executes os.Executable() in preflight mode (see PreflightMain)
+	// and kills it after PreflightTimeout.
+	Preflight func(ctx context.Context, path string) (*PreflightReport, error)
+	// PreflightTimeout bounds one preflight (default 10s).
+	PreflightTimeout time.Duration
+	// ProbationWindow is how long after activation panics count against
+	// a version (default 1m); ProbationPanics is how many panics in that
+	// window roll it back (default 3). A negative value disables probation.
+	ProbationWindow time.Duration
+	ProbationPanics int
+	// Logger gets one line per event (default slog.Default()).
+	Logger *slog.Logger
+	// OnEvent, when set, is called for every event, never with a lock held.
+	OnEvent func(Event)
+}
+
+// State is where a version stands.
+type State string
+
+// Version states, as the admin API shows them.
+const (
+	StateActive     State = "active"      // its handlers are in the current table
+	StateStandby    State = "standby"     // loaded, not active; Activate or Rollback can bring it back
+	StateRejected   State = "rejected"    // failed a check; never opened in the host (or opened and refused)
+	StateRolledBack State = "rolled back" // was active until an explicit Rollback
+	StateBad        State = "bad"         // failed probation; the poller never activates it again
+)
+
+// EventKind says what happened.
+type EventKind string
+
+// Event kinds.
+const (
+	EventLoaded          EventKind = "loaded"           // opened, on standby
+	EventActivated       EventKind = "activated"        // became active
+	EventRejected        EventKind = "rejected"         // a file failed a check
+	EventRolledBack      EventKind = "rolled back"      // explicit Rollback
+	EventProbationFailed EventKind = "probation failed" // rolled back automatically, marked bad
+	EventPinned          EventKind = "pinned"
+	EventUnpinned        EventKind = "unpinned"
+)
+
+// Event is one thing the loader did, for logs, metrics and the admin API.
+type Event struct {
+	Time            time.Time
+	Kind            EventKind
+	Module, Version string
+	File            string
+	Reason          string // why, in words
+	Err             error  // for rejections: wraps one sentinel
+}
+
+// VersionInfo is one line of the history: a version loaded or a file rejected.
+type VersionInfo struct {
+	Module, Version, File string
+	State                 State
+	Reason                string // why rejected, rolled back, bad or on standby
+	Err                   error  // for rejected files
+	Pinned                bool
+	LoadedAt, ActivatedAt time.Time
+	Calls, Errors, Panics int64
+	InFlight              int64
+}
+
+// Loader polls a directory for plugin versions and keeps the current table.
+type Loader struct {
+	opts Options
+	log  *slog.Logger
+	host buildFacts
+	cur  atomic.Pointer[Table]
+
+	pollMu sync.Mutex // one Poll at a time
+
+	mu       sync.Mutex
+	files    map[string]*fileRec
+	history  []*record
+	modules  map[string]*moduleState
+	slots    map[string]int // message -> stable index
+	slotMsgs []string
+	gen      uint64
+	pending  []Event // emitted after mu is released
+}
+
+type moduleState struct {
+	active   *version
+	prev     []*version // what was active before, most recent last
+	loaded   map[string]*version
+	pinned   string
+	messages map[string]bool // every message any loaded version handles
+}
+
+// record is one history line: a loaded version, or a rejected file.
+type record struct {
+	v                     *version // nil for a rejection
+	module, version, file string
+	err                   error
+	at                    time.Time
+}
+
+// fileRec is what the poller knows about one path.
+type fileRec struct {
+	seen        bool
+	size        int64
+	mtime       time.Time
+	final       bool   // handed to preflight: never considered again
+	rejectedKey string // the exact state a pre-open check rejected
+	sumKey      string // the state sum was computed for
+	sum         [32]byte
+}
+
+// New checks opts and returns a Loader with an empty table. It reads the
+// host's build info once: plugins are compared with it.
+func New(opts Options) (*Loader, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("loader: Options.Dir is required")
+	}
+	host, err := hostFacts()
+	if err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.PreflightTimeout <= 0 {
+		opts.PreflightTimeout = 10 * time.Second
+	}
+	if opts.Preflight == nil {
+		opts.Preflight = execPreflight
+	}
+	if opts.ProbationWindow == 0 {
+		opts.ProbationWindow = time.Minute
+	}
+	if opts.ProbationPanics == 0 {
+		opts.ProbationPanics = 3
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.PublicKey != nil && len(opts.PublicKey) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("loader: PublicKey has %d bytes, want %d", len(opts.PublicKey), ed25519.PublicKeySize)
+	}
+	l := &Loader{opts: opts, log: opts.Logger.With("component", "loader"), host: host,
+		files: map[string]*fileRec{}, modules: map[string]*moduleState{}, slots: map[string]int{}}
+	l.cur.Store(&Table{index: map[string]int{}, modules: map[string]string{}})
+	return l, nil
+}
+
+// Dir is the directory the Loader polls.
+func (l *Loader) Dir() string { return l.opts.Dir }
+
+// Current returns the table to call handlers through: one atomic load.
+func (l *Loader) Current() *Table { return l.cur.Load() }
+
+// Run polls every PollInterval until ctx is done.
+func (l *Loader) Run(ctx context.Context) {
+	t := time.NewTicker(l.opts.PollInterval)
+	defer t.Stop()
+	for {
+		if err := l.Poll(ctx); err != nil {
+			l.log.Debug("poll", "err", err) // each rejection was logged on its own already
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Poll scans the directory once: every complete new file is checked,
+// preflighted, opened and activated or put on standby. It returns an error
+// when the directory cannot be read, and otherwise the rejections of this
+// poll joined (each wraps its sentinel; each is also an event and in the
+// history).
+func (l *Loader) Poll(ctx context.Context) error {
+	l.pollMu.Lock()
+	defer l.pollMu.Unlock()
+	ents, err := os.ReadDir(l.opts.Dir)
+	if err != nil {
+		return fmt.Errorf("loader: read plugin dir: %w", err)
+	}
+	var ready []candidate
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".so") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		c, ok, err := l.scan(filepath.Join(l.opts.Dir, name))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			ready = append(ready, c)
+		}
+	}
+	// Oldest first, so that of several new versions the newest ends active.
+	sort.Slice(ready, func(i, j int) bool {
+		a, b := ready[i].fn, ready[j].fn
+		if a.module != b.module {
+			return a.module < b.module
+		}
+		return a.sem.LessThan(b.sem)
+	})
+	for _, c := range ready {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := l.consider(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	l.flush()
+	return errors.Join(errs...)
+}
+
+type candidate struct {
+	path string
+	base string
+	key  string
+	sum  [32]byte
+	fn   fileName
+	rec  *fileRec
+}
+
+// scan decides whether path is complete: its .sha256 sidecar is present and
+// matches. A mismatch is a rejection only once size and mtime have been the
+// same for two polls (the file may still be being written); a file that
+// changes after a rejection is looked at again, since nothing of it ran.
+func (l *Loader) scan(path string) (candidate, bool, error) {
+	rec := l.files[path]
+	if rec == nil {
+		rec = &fileRec{}
+		l.files[path] = rec
+	}
+	if rec.final {
+		return candidate{}, false, nil
+	}
+	st, err := os.Lstat(path)
+	if err != nil {
+		return candidate{}, false, nil // gone between ReadDir and Lstat
+	}
+	stable := rec.seen && rec.size == st.Size() && rec.mtime.Equal(st.ModTime())
+	rec.seen, rec.size, rec.mtime = true, st.Size(), st.ModTime()
+	base := filepath.Base(path)
+	sumFile, err := os.ReadFile(path + sidecar.SumSuffix)
+	if errors.Is(err, fs.ErrNotExist) {
+		return candidate{}, false, nil // not complete until its checksum is there
+	}
+	key := fmt.Sprintf("%d/%d/%x", st.Size(), st.ModTime().UnixNano(), sumFile)
+	if rec.rejectedKey == key {
+		return candidate{}, false, nil // rejected as it is now; told once
+	}
+	reject := func(err error) (candidate, bool, error) {
+		rec.rejectedKey = key
+		return candidate{}, false, l.reject(path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return reject(fmt.Errorf("%w: %s is not a regular file (%v)", ErrName, base, st.Mode().Type()))
+	}
+	if err != nil {
+		if stable {
+			return reject(fmt.Errorf("%w: read %s: %v", ErrChecksum, base+sidecar.SumSuffix, err))
+		}
+		return candidate{}, false, nil
+	}
+	want, err := sidecar.ParseSum(sumFile)
+	if err != nil {
+		if stable {
+			return reject(fmt.Errorf("%w: %s: %v", ErrChecksum, base+sidecar.SumSuffix, err))
+		}
+		return candidate{}, false, nil
+	}
+	statKey := fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
+	if rec.sumKey != statKey {
+		sum, err := sidecar.FileSum(path)
+		if err != nil {
+			return candidate{}, false, nil
+		}
+		rec.sum, rec.sumKey = sum, statKey
+	}
+	if rec.sum != want {
+		if stable {
+			return reject(fmt.Errorf("%w: %s has sha256 %x, its sidecar says %x", ErrChecksum, base, rec.sum[:8], want[:8]))
+		}
+		return candidate{}, false, nil // still being written, probably
+	}
+	fn, err := parseFileName(base)
+	if err != nil {
+		return reject(err)
+	}
+	return candidate{path: path, base: base, key: key, sum: rec.sum, fn: fn, rec: rec}, true, nil
+}
+
+// consider runs the checks on a complete file and, if it passes, opens it.
+func (l *Loader) consider(ctx context.Context, c candidate) error {
+	reject := func(err error) error {
+		c.rec.rejectedKey = c.key
+		return l.reject(c.path, err)
+	}
+	l.mu.Lock()
+	if ms := l.modules[c.fn.module]; ms != nil && ms.loaded[c.fn.version] != nil {
+		v := ms.loaded[c.fn.version]
+		l.mu.Unlock()
+		return reject(fmt.Errorf("%w: %s %s was loaded from %s (%s)", ErrDuplicate, c.fn.module, c.fn.version, filepath.Base(v.file), v.stateLocked()))
+	}
+	l.mu.Unlock()
+	if l.opts.PublicKey != nil {
+		sig, err := os.ReadFile(c.path + sidecar.SigSuffix)
+		if err != nil {
+			return reject(fmt.Errorf("%w: %s is unsigned (no %s) and this host requires signed plugins", ErrSignature, c.base, sidecar.SigSuffix))
+		}
+		if err := sidecar.Verify(l.opts.PublicKey, c.base, c.sum, sig); err != nil {
+			return reject(fmt.Errorf("%w: %s: %v", ErrSignature, c.base, err))
+		}
+	}
+	pf, err := pluginFacts(c.path)
+	if err != nil {
+		return reject(fmt.Errorf("%s: %w", c.base, err))
+	}
+	if err := compareBuild(l.host, pf); err != nil {
+		return reject(fmt.Errorf("%s: %w", c.base, err))
+	}
+
+	// From here on the file's code runs (first in the child), so the path is
+	// never considered again, whatever happens to it.
+	c.rec.final = true
+	pctx, cancel := context.WithTimeout(ctx, l.opts.PreflightTimeout)
+	rep, err := l.opts.Preflight(pctx, c.path)
+	cancel()
+	if err == nil && rep == nil {
+		err = fmt.Errorf("%w: %v", ErrPreflight, errNoReport)
+	}
+	if err == nil {
+		err = rep.Err()
+	}
+	if err != nil {
+		return l.reject(c.path, fmt.Errorf("%s: preflight: %w", c.base, err))
+	}
+
+	p, err := plugin.Open(c.path)
+	if err != nil {
+		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, explainOpenError(err)))
+	}
+	sym, err := p.Lookup(abi.Symbol)
+	if err != nil {
+		return l.reject(c.path, fmt.Errorf("%s: %w: %v", c.base, ErrNoDescriptor, err))
+	}
+	m, err := checkModule(sym, c.fn)
+	if err != nil {
+		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, err))
+	}
+	return l.add(c, m)
+}
+
+// add registers an opened, checked version and activates it if it is the
+// newest and the module is not pinned.
+func (l *Loader) add(c candidate, m *abi.Module) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for msg := range m.Handlers {
+		for name, ms := range l.modules {
+			if name != m.Name && ms.messages[msg] {
+				err := fmt.Errorf("%s: %w: %q is handled by module %s", c.base, ErrConflict, msg, name)
+				l.rejectLocked(c.path, err)
+				return err
+			}
+		}
+	}
+	ms := l.modules[m.Name]
+	if ms == nil {
+		ms = &moduleState{loaded: map[string]*version{}, messages: map[string]bool{}}
+		l.modules[m.Name] = ms
+	}
+	v := &version{l: l, module: m.Name, version: m.Version, sem: c.fn.sem, file: c.path, mod: m, loadedAt: time.Now()}
+	ms.loaded[m.Version] = v
+	for msg := range m.Handlers {
+		ms.messages[msg] = true
+	}
+	l.history = append(l.history, &record{v: v, module: v.module, version: v.version, file: c.path, at: v.loadedAt})
+	switch {
+	case ms.pinned != "":
+		v.state, v.reason = StateStandby, "module pinned to "+ms.pinned
+		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
+	case ms.active == nil || v.sem.GreaterThan(ms.active.sem):
+		l.activateLocked(ms, v, true, "newest version")
+	default:
+		v.state, v.reason = StateStandby, "older than active "+ms.active.version
+		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
+	}
+	return nil
+}
+
+// activateLocked makes v active; push records the old active for Rollback.
+func (l *Loader) activateLocked(ms *moduleState, v *version, push bool, why string) {
+	if old := ms.active; old != nil && old != v {
+		old.probation.Store(nil)
+		if old.state == StateActive {
+			old.state, old.reason = StateStandby, "replaced by "+v.version
+		}
+		if push {
+			ms.prev = append(ms.prev, old)
+		}
+	}
+	ms.active = v
+	v.state, v.reason = StateActive, why
+	v.activatedAt = time.Now()
+	if l.opts.ProbationPanics > 0 && l.opts.ProbationWindow > 0 {
+		v.probation.Store(&probation{until: v.activatedAt.Add(l.opts.ProbationWindow),
+			base: v.panics.Load(), threshold: int64(l.opts.ProbationPanics)})
+	}
+	l.storeLocked()
+	l.eventLocked(Event{Kind: EventActivated, Module: v.module, Version: v.version, File: v.file, Reason: why})
+}
+
+// storeLocked builds a table from every module's active version and makes
+// it current with one atomic store.
+func (l *Loader) storeLocked() {
+	names := make([]string, 0, len(l.modules))
+	for name := range l.modules {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if v := l.modules[name].active; v != nil {
+			msgs := make([]string, 0, len(v.mod.Handlers))
+			for msg := range v.mod.Handlers {
+				msgs = append(msgs, msg)
+			}
+			sort.Strings(msgs)
+			for _, msg := range msgs {
+				if _, ok := l.slots[msg]; !ok {
+					l.slots[msg] = len(l.slotMsgs)
+					l.slotMsgs = append(l.slotMsgs, msg)
+				}
+			}
+		}
+	}
+	l.gen++
+	t := &Table{gen: l.gen, entries: make([]entry, len(l.slotMsgs)),
+		index: make(map[string]int, len(l.slots)), modules: map[string]string{}}
+	for msg, i := range l.slots {
+		t.index[msg] = i
+		t.entries[i].msg = msg
+	}
+	for _, name := range names {
+		if v := l.modules[name].active; v != nil {
+			t.modules[name] = v.version
+			for msg, h := range v.mod.Handlers {
+				t.entries[l.slots[msg]] = entry{msg: msg, h: h, v: v}
+			}
+		}
+	}
+	l.cur.Store(t)
+}
+
+// failProbation restores what was active before v and marks v bad. It runs
+// on the goroutine of the call that crossed the threshold.
+func (l *Loader) failProbation(v *version, reason string) {
+	l.mu.Lock()
+	ms := l.modules[v.module]
+	if ms == nil || ms.active != v {
+		l.mu.Unlock()
+		return
+	}
+	v.probation.Store(nil)
+	prev := popGood(ms)
+	if ms.pinned == v.version {
+		ms.pinned = ""
+		reason += "; pin removed"
+	}
+	if prev != nil {
+		reason += "; restored " + prev.version
+		l.activateLocked(ms, prev, false, "restored: "+v.version+" failed probation")
+	} else {
+		ms.active = nil
+		reason += "; no earlier version, the module's messages are unhandled"
+		l.storeLocked()
+	}
+	v.state, v.reason = StateBad, reason
+	l.eventLocked(Event{Kind: EventProbationFailed, Module: v.module, Version: v.version, File: v.file, Reason: reason})
+	l.mu.Unlock()
+	l.flush()
+}
+
+// popGood pops the most recent previously active version that is not bad.
+func popGood(ms *moduleState) *version {
+	for len(ms.prev) > 0 {
+		p := ms.prev[len(ms.prev)-1]
+		ms.prev = ms.prev[:len(ms.prev)-1]
+		if p.state != StateBad && p != ms.active {
+			return p
+		}
+	}
+	return nil
+}
+
+// Activate makes a loaded version active (an atomic store); the version
+// active before it is what Rollback restores.
+func (l *Loader) Activate(module, ver string) error {
+	l.mu.Lock()
+	defer l.flush()
+	defer l.mu.Unlock()
+	ms, v, err := l.findLocked(module, ver)
+	if err != nil {
+		return err
+	}
+	if ms.pinned != "" && ms.pinned != ver {
+		return fmt.Errorf("%w: %s is pinned to %s", ErrPinned, module, ms.pinned)
+	}
+	if ms.active == v {
+		return nil
+	}
+	l.activateLocked(ms, v, true, "activated by operator")
+	return nil
+}
+
+// Rollback restores the version that was active before the current one and
+// marks the current one rolled back (the poller will not re-activate it).
+func (l *Loader) Rollback(module string) error {
+	l.mu.Lock()
+	defer l.flush()
+	defer l.mu.Unlock()
+	ms := l.modules[module]
+	if ms == nil || ms.active == nil {
+		return fmt.Errorf("%w: module %s has no active version", ErrNoPrevious, module)
+	}
+	if ms.pinned != "" {
+		return fmt.Errorf("%w: %s is pinned to %s", ErrPinned, module, ms.pinned)
+	}
+	cur := ms.active
+	prev := popGood(ms)
+	if prev == nil {
+		return fmt.Errorf("%w: %s %s", ErrNoPrevious, module, cur.version)
+	}
+	cur.probation.Store(nil)
+	l.activateLocked(ms, prev, false, "rollback from "+cur.version)
+	cur.state, cur.reason = StateRolledBack, "rolled back to "+prev.version
+	l.eventLocked(Event{Kind: EventRolledBack, Module: module, Version: cur.version, File: cur.file, Reason: cur.reason})
+	return nil
+}
+
+// Pin activates a version and keeps it active: new files of the module are
+// loaded on standby until Unpin.
+func (l *Loader) Pin(module, ver string) error {
+	l.mu.Lock()
+	defer l.flush()
+	defer l.mu.Unlock()
+	ms, v, err := l.findLocked(module, ver)
+	if err != nil {
+		return err
+	}
+	ms.pinned = ver
+	if ms.active != v {
+		l.activateLocked(ms, v, true, "pinned by operator")
+	}
+	l.eventLocked(Event{Kind: EventPinned, Module: module, Version: ver, File: v.file})
+	return nil
+}
+
+// Unpin lets the poller activate newer versions again. It does not change
+// the active version by itself: the next newer file does.
+func (l *Loader) Unpin(module string) error {
+	l.mu.Lock()
+	defer l.flush()
+	defer l.mu.Unlock()
+	ms := l.modules[module]
+	if ms == nil || ms.pinned == "" {
+		return nil
+	}
+	ver := ms.pinned
+	ms.pinned = ""
+	l.eventLocked(Event{Kind: EventUnpinned, Module: module, Version: ver})
+	return nil
+}
+
+func (l *Loader) findLocked(module, ver string) (*moduleState, *version, error) {
+	ms := l.modules[module]
+	if ms == nil || ms.loaded[ver] == nil {
+		return nil, nil, fmt.Errorf("%w: %s %s", ErrNotLoaded, module, ver)
+	}
+	return ms, ms.loaded[ver], nil
+}
+
+// Versions returns the history: every version loaded and every file
+// rejected, oldest first, with live counters.
+func (l *Loader) Versions() []VersionInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]VersionInfo, 0, len(l.history))
+	for _, r := range l.history {
+		vi := VersionInfo{Module: r.module, Version: r.version, File: r.file}
+		if v := r.v; v != nil {
+			started, done := v.started.Load(), v.done.Load()
+			vi.State, vi.Reason = v.state, v.reason
+			vi.Pinned = l.modules[v.module].pinned == v.version
+			vi.LoadedAt, vi.ActivatedAt = v.loadedAt, v.activatedAt
+			vi.Calls, vi.Errors, vi.Panics, vi.InFlight = done, v.errs.Load(), v.panics.Load(), started-done
+		} else {
+			vi.State, vi.Reason, vi.Err, vi.LoadedAt = StateRejected, r.err.Error(), r.err, r.at
+		}
+		out = append(out, vi)
+	}
+	return out
+}
+
+func (v *version) stateLocked() State { return v.state }
+
+func (l *Loader) reject(path string, err error) error {
+	l.mu.Lock()
+	l.rejectLocked(path, err)
+	l.mu.Unlock()
+	return err
+}
+
+func (l *Loader) rejectLocked(path string, err error) {
+	r := &record{file: path, err: err, at: time.Now()}
+	if fn, perr := parseFileName(filepath.Base(path)); perr == nil {
+		r.module, r.version = fn.module, fn.version
+	}
+	l.history = append(l.history, r)
+	l.eventLocked(Event{Kind: EventRejected, Module: r.module, Version: r.version, File: path, Reason: err.Error(), Err: err})
+}
+
+func (l *Loader) eventLocked(e Event) {
+	e.Time = time.Now()
+	l.pending = append(l.pending, e)
+}
+
+// flush logs and delivers queued events outside the lock, so OnEvent may
+// call back into the Loader.
+func (l *Loader) flush() {
+	l.mu.Lock()
+	evs := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for _, e := range evs {
+		level := slog.LevelInfo
+		if e.Kind == EventRejected || e.Kind == EventProbationFailed {
+			level = slog.LevelWarn
+		}
+		l.log.Log(context.Background(), level, "plugin "+string(e.Kind),
+			"module", e.Module, "version", e.Version, "file", e.File, "reason", e.Reason)
+		if l.opts.OnEvent != nil {
+			l.opts.OnEvent(e)
+		}
+	}
+}
