@@ -1,0 +1,135 @@
+// Command hotctl is the admin client of a running hothost.
+//
+// It talks HTTP to the host's admin API: on the Unix socket by default
+// (only the host's user can open it), or on TCP with -addr and a bearer
+// token. Every call is written to the host's audit log.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+const usage = `hotctl: manage a running hothost
+
+Usage:
+  hotctl [flags] <command> [args]
+
+Commands:
+  status                      uptime, how the state was opened, players, lanes, active versions, config, snapshot
+  versions                    every plugin version seen: state (active, standby, rejected, rolled back, bad) and counters
+  activate <module> <version> make a loaded version active now
+  rollback <module>           go back to the version that was active before
+  pin <module> <version>      activate and keep this version (new files no longer take over)
+  unpin <module>              let the newest compatible version take over again
+  reload                      poll the plugin and config directories now
+  player <id>                 a player's state, decoded through the stored schema
+  snapshot                    write a snapshot now
+  drain                       refuse new requests (clients get "err draining")
+  shutdown                    drain, final snapshot, clean shutdown
+  metrics                     Prometheus metrics
+
+Flags:
+`
+
+func main() {
+	fs := flag.NewFlagSet("hotctl", flag.ExitOnError)
+	socket := fs.String("socket", "data/admin.sock", "admin Unix socket")
+	addr := fs.String("addr", "", "admin TCP address (host:port) instead of the socket")
+	token := fs.String("token", os.Getenv("HOTHOST_ADMIN_TOKEN"), "bearer token for -addr (default $HOTHOST_ADMIN_TOKEN)")
+	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
+	fs.Parse(os.Args[1:])
+	if fs.NArg() == 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	method, path, err := route(fs.Args())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hotctl:", err)
+		fs.Usage()
+		os.Exit(2)
+	}
+	client, base := &http.Client{Timeout: *timeout}, "http://"+*addr
+	if *addr == "" {
+		base = "http://hothost"
+		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", *socket)
+		}}
+	}
+	req, err := http.NewRequest(method, base+path, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hotctl:", err)
+		os.Exit(2)
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) && *addr == "" {
+			err = fmt.Errorf("%w (is hothost running with its admin socket at %s?)", err, *socket)
+		}
+		fmt.Fprintln(os.Stderr, "hotctl:", err)
+		os.Exit(1)
+	}
+	defer resp.Body.Close()
+	io.Copy(os.Stdout, resp.Body)
+	if resp.StatusCode >= 300 {
+		fmt.Fprintf(os.Stderr, "hotctl: %s\n", resp.Status)
+		os.Exit(1)
+	}
+}
+
+// route maps a command line to the admin API call.
+func route(args []string) (method, path string, err error) {
+	q := func(kv ...string) string {
+		v := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return "?" + v.Encode()
+	}
+	want := func(n int, form string) error {
+		if len(args)-1 != n {
+			return fmt.Errorf("usage: hotctl %s", form)
+		}
+		return nil
+	}
+	switch cmd := args[0]; cmd {
+	case "status", "versions":
+		return http.MethodGet, "/v1/" + cmd, want(0, cmd)
+	case "metrics":
+		return http.MethodGet, "/metrics", want(0, cmd)
+	case "reload", "snapshot", "drain", "shutdown":
+		return http.MethodPost, "/v1/" + cmd, want(0, cmd)
+	case "activate", "pin":
+		if err := want(2, cmd+" <module> <version>"); err != nil {
+			return "", "", err
+		}
+		return http.MethodPost, "/v1/" + cmd + q("module", args[1], "version", args[2]), nil
+	case "rollback", "unpin":
+		if err := want(1, cmd+" <module>"); err != nil {
+			return "", "", err
+		}
+		return http.MethodPost, "/v1/" + cmd + q("module", args[1]), nil
+	case "player":
+		if err := want(1, "player <id>"); err != nil {
+			return "", "", err
+		}
+		return http.MethodGet, "/v1/player" + q("id", args[1]), nil
+	default:
+		return "", "", fmt.Errorf("unknown command %q (commands: %s)", cmd,
+			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics"}, ", "))
+	}
+}

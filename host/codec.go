@@ -1,0 +1,140 @@
+package host
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Codec reads client frames and writes replies on one connection. The line
+// codec is the only one today; a binary or WebSocket codec implements the
+// same two methods.
+type Codec interface {
+	// ReadFrame returns the next frame. A frame error that leaves the
+	// stream usable wraps ErrBadFrame; any other error ends the session.
+	ReadFrame() (Frame, error)
+	// WriteReply sends one reply.
+	WriteReply(Reply) error
+}
+
+// Frame is one client request: a command and its arguments.
+type Frame struct {
+	Cmd  string
+	Args []string
+}
+
+// Reply is one answer: ok with text, or an error code and message.
+type Reply struct {
+	OK   bool
+	Code string // when !OK: one word
+	Text string
+}
+
+func okReply(format string, args ...any) Reply {
+	return Reply{OK: true, Text: fmt.Sprintf(format, args...)}
+}
+
+func errReply(code, format string, args ...any) Reply {
+	return Reply{Code: code, Text: fmt.Sprintf(format, args...)}
+}
+
+// ErrBadFrame marks a frame the client got wrong (too long, not UTF-8,
+// control bytes, empty); the session answers `err frame ...` and goes on
+// until too many of them.
+var ErrBadFrame = errors.New("bad frame")
+
+// maxArgs bounds the words in one frame.
+const maxArgs = 16
+
+// lineCodec is the text protocol a person can drive from nc: one request per
+// line (`work`, `buy sword`), answered by `ok ...` or `err <code> <message>`.
+type lineCodec struct {
+	r   *bufio.Reader
+	w   *bufio.Writer
+	max int
+}
+
+func newLineCodec(rw io.ReadWriter, maxFrame int) *lineCodec {
+	return &lineCodec{r: bufio.NewReaderSize(rw, maxFrame+2), w: bufio.NewWriterSize(rw, 512), max: maxFrame}
+}
+
+func (c *lineCodec) ReadFrame() (Frame, error) {
+	line, err := c.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		// Skip the rest of the oversized line so the next frame starts clean.
+		for errors.Is(err, bufio.ErrBufferFull) {
+			_, err = c.r.ReadSlice('\n')
+		}
+		if err != nil {
+			return Frame{}, err
+		}
+		return Frame{}, fmt.Errorf("%w: longer than %d bytes", ErrBadFrame, c.max)
+	}
+	if err != nil {
+		if len(line) > 0 && errors.Is(err, io.EOF) {
+			return Frame{}, io.ErrUnexpectedEOF
+		}
+		return Frame{}, err
+	}
+	return ParseFrame(line, c.max)
+}
+
+// ParseFrame parses one line (with or without its newline) of the text
+// protocol. It never panics, whatever the bytes.
+func ParseFrame(line []byte, maxFrame int) (Frame, error) {
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	if len(line) > maxFrame {
+		return Frame{}, fmt.Errorf("%w: longer than %d bytes", ErrBadFrame, maxFrame)
+	}
+	if !utf8.Valid(line) {
+		return Frame{}, fmt.Errorf("%w: not UTF-8", ErrBadFrame)
+	}
+	for _, b := range line {
+		if b < 0x20 && b != '\t' || b == 0x7f {
+			return Frame{}, fmt.Errorf("%w: control byte %#02x", ErrBadFrame, b)
+		}
+	}
+	words := strings.Fields(string(line))
+	if len(words) == 0 {
+		return Frame{}, fmt.Errorf("%w: empty", ErrBadFrame)
+	}
+	if len(words) > maxArgs+1 {
+		return Frame{}, fmt.Errorf("%w: more than %d arguments", ErrBadFrame, maxArgs)
+	}
+	return Frame{Cmd: strings.ToLower(words[0]), Args: words[1:]}, nil
+}
+
+func (c *lineCodec) WriteReply(r Reply) error {
+	text := strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, r.Text)
+	if r.OK {
+		c.w.WriteString("ok")
+	} else {
+		c.w.WriteString("err ")
+		c.w.WriteString(r.Code)
+	}
+	if text != "" {
+		c.w.WriteByte(' ')
+		c.w.WriteString(text)
+	}
+	c.w.WriteByte('\n')
+	return c.w.Flush()
+}
+
+// parsePlayerID accepts a decimal id in [1, 2^64-1].
+func parsePlayerID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, fmt.Errorf("player id %q must be a decimal number from 1 to %d", s, uint64(1<<64-1))
+	}
+	return id, nil
+}

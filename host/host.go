@@ -1,0 +1,344 @@
+package host
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hothost/hothost/loader"
+	"github.com/hothost/hothost/state"
+)
+
+// Host is one running server for a game with state T and config C.
+type Host[T, C any] struct {
+	opts Options
+	game Game[T, C]
+	log  *slog.Logger
+
+	store   *state.Store[T]
+	opened  *state.OpenReport
+	loader  *loader.Loader
+	config  *configSource[C]
+	metrics *metrics
+	audit   *auditLog
+	lanes   []*lane
+	started time.Time
+
+	draining  atomic.Bool
+	lanesDone sync.WaitGroup
+	connsDone sync.WaitGroup
+	connMu    sync.Mutex
+	conns     map[net.Conn]struct{} // nil once shutdown began
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	stopWhy  atomic.Value // string
+
+	snapMu   sync.Mutex
+	lastSnap state.SnapshotInfo
+	snapAt   time.Time
+	snapErr  error
+
+	clientAddr, adminAddr net.Addr
+	ready                 chan struct{}
+}
+
+// New checks the options and prepares a host; Run starts it.
+func New[T, C any](game Game[T, C], opts Options) (*Host[T, C], error) {
+	if game.Name == "" || game.DefaultConfig == nil {
+		return nil, errors.New("host: Game needs a Name and a DefaultConfig")
+	}
+	if err := opts.setDefaults(game.Name); err != nil {
+		return nil, err
+	}
+	h := &Host[T, C]{opts: opts, game: game, log: opts.Logger, stop: make(chan struct{}), ready: make(chan struct{}),
+		conns: map[net.Conn]struct{}{}}
+	h.config = newConfigSource(opts.ConfigDir, game.DefaultConfig, game.Validate)
+	h.metrics = newMetrics(h.snapshotAge, func() float64 {
+		if h.store == nil {
+			return 0
+		}
+		return float64(h.store.Len())
+	})
+	return h, nil
+}
+
+// Ready is closed once the host serves clients and admin calls.
+func (h *Host[T, C]) Ready() <-chan struct{} { return h.ready }
+
+// ClientAddr is the client listener's address, valid after Ready.
+func (h *Host[T, C]) ClientAddr() net.Addr { return h.clientAddr }
+
+// Run opens the state, loads the config and the plugins, serves until ctx
+// is done or an admin shutdown, then drains: stop accepting, finish queued
+// requests, take a final snapshot and mark the state cleanly shut down.
+func (h *Host[T, C]) Run(ctx context.Context) (err error) {
+	h.started = time.Now()
+	o := &h.opts
+	for _, d := range []string{o.DataDir, filepath.Join(o.DataDir, "snapshots"), o.ConfigDir, o.PluginDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+	}
+	if h.audit, err = openAudit(filepath.Join(o.DataDir, "audit.log")); err != nil {
+		return err
+	}
+	defer h.audit.close()
+
+	if _, _, err := h.config.reload(); err != nil {
+		return fmt.Errorf("host: initial config from %s: %w", o.ConfigDir, err)
+	}
+	h.store, h.opened, err = state.Open[T](state.Options{
+		Name: o.StateName, ShmDir: o.ShmDir, Capacity: o.Capacity, SnapshotDir: filepath.Join(o.DataDir, "snapshots"),
+		KeepSnapshots: o.KeepSnapshots, Logger: h.log,
+	})
+	if err != nil {
+		return fmt.Errorf("host: open state: %w", err)
+	}
+	h.log.Info("state opened", "how", h.opened.How.String(), "report", h.opened.String())
+	defer func() {
+		if cerr := h.store.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("host: close state: %w", cerr))
+		}
+	}()
+
+	if h.loader, err = h.newLoader(); err != nil {
+		return err
+	}
+	if err := h.loader.Poll(ctx); err != nil {
+		h.log.Warn("initial plugin poll", "err", err)
+	}
+
+	h.lanes = make([]*lane, o.Lanes)
+	for i := range h.lanes {
+		h.lanes[i] = &lane{ch: make(chan *request, o.Mailbox)}
+		h.lanesDone.Add(1)
+		go h.runLane(h.lanes[i])
+	}
+
+	clientLn, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("host: listen for clients: %w", err)
+	}
+	h.clientAddr = clientLn.Addr()
+	adminLn, err := listenUnix(o.AdminSocket)
+	if err != nil {
+		clientLn.Close()
+		return err
+	}
+	servers := []*http.Server{h.newAdminServer(false)}
+	listeners := []net.Listener{adminLn}
+	if o.AdminAddr != "" {
+		tl, err := net.Listen("tcp", o.AdminAddr)
+		if err != nil {
+			clientLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("host: listen for admin: %w", err)
+		}
+		h.adminAddr = tl.Addr()
+		servers = append(servers, h.newAdminServer(true))
+		listeners = append(listeners, tl)
+	}
+	for i, s := range servers {
+		go s.Serve(listeners[i])
+	}
+	h.connsDone.Add(1)
+	go h.serveClients(clientLn)
+
+	bg, stopBG := context.WithCancel(context.Background())
+	var bgDone sync.WaitGroup
+	bgDone.Add(2)
+	go func() { defer bgDone.Done(); h.loader.Run(bg) }()
+	go func() { defer bgDone.Done(); h.background(bg) }()
+
+	h.log.Info("serving", "clients", h.clientAddr.String(), "admin", o.AdminSocket, "plugins", o.PluginDir,
+		"modules", fmt.Sprint(h.loader.Current().Modules()), "config_version", h.config.current().Version)
+	close(h.ready)
+
+	select {
+	case <-ctx.Done():
+		h.stopWhy.CompareAndSwap(nil, "signal")
+	case <-h.stop:
+	}
+	h.log.Info("shutting down", "why", h.stopWhy.Load())
+
+	// Stop accepting, refuse new requests, close sessions (each finishes
+	// the request it is waiting on), then drain and stop the lanes.
+	clientLn.Close()
+	h.draining.Store(true)
+	h.connMu.Lock()
+	for c := range h.conns {
+		c.Close()
+	}
+	h.conns = nil
+	h.connMu.Unlock()
+	h.connsDone.Wait()
+	for _, ln := range h.lanes {
+		close(ln.ch)
+	}
+	h.lanesDone.Wait()
+	stopBG()
+	bgDone.Wait()
+
+	if info, err := h.snapshot(); err != nil {
+		h.log.Error("final snapshot failed; shared memory still holds every update", "err", err)
+	} else {
+		h.log.Info("final snapshot", "path", info.Path, "players", info.Players)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		s.Shutdown(shutdownCtx)
+	}
+	os.Remove(o.AdminSocket)
+	return nil
+}
+
+func (h *Host[T, C]) requestStop(why string) {
+	h.stopOnce.Do(func() {
+		h.stopWhy.CompareAndSwap(nil, why)
+		close(h.stop)
+	})
+}
+
+func (h *Host[T, C]) newLoader() (*loader.Loader, error) {
+	var pub ed25519.PublicKey
+	if h.opts.PublicKey != "" {
+		b, err := os.ReadFile(h.opts.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("host: public key: %w", err)
+		}
+		if pub, err = parsePublicKey(b); err != nil {
+			return nil, fmt.Errorf("host: public key %s: %w", h.opts.PublicKey, err)
+		}
+	}
+	l, err := loader.New(loader.Options{
+		Dir: h.opts.PluginDir, PollInterval: h.opts.Poll, PublicKey: pub,
+		ProbationWindow: h.opts.Probation, ProbationPanics: h.opts.ProbationPanics,
+		Logger: h.log, OnEvent: h.onLoaderEvent,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("host: loader: %w", err)
+	}
+	return l, nil
+}
+
+// parsePublicKey accepts a raw 32-byte key or its base64 text.
+func parsePublicKey(b []byte) (ed25519.PublicKey, error) {
+	if len(b) == ed25519.PublicKeySize {
+		return ed25519.PublicKey(b), nil
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("want %d raw bytes or their base64", ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(k), nil
+}
+
+func (h *Host[T, C]) onLoaderEvent(e loader.Event) {
+	kind := strings.ReplaceAll(string(e.Kind), " ", "_")
+	h.metrics.events.WithLabelValues(kind).Inc()
+}
+
+// background runs the config poll and the periodic snapshots.
+func (h *Host[T, C]) background(ctx context.Context) {
+	poll := time.NewTicker(h.opts.Poll)
+	defer poll.Stop()
+	snap := time.NewTicker(h.opts.SnapshotEvery)
+	defer snap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+			h.reloadConfig()
+		case <-snap.C:
+			if _, err := h.snapshot(); err != nil {
+				h.log.Error("periodic snapshot failed; serving continues", "err", err)
+			}
+		}
+	}
+}
+
+func (h *Host[T, C]) reloadConfig() (changed bool, err error) {
+	changed, fresh, err := h.config.reload()
+	if err != nil && fresh {
+		h.metrics.events.WithLabelValues("config_refused").Inc()
+		h.log.Warn("config change refused; the old config stays", "err", err, "version", h.config.current().Version)
+	}
+	if changed {
+		h.metrics.events.WithLabelValues("config_reloaded").Inc()
+		cur := h.config.current()
+		h.log.Info("config reloaded", "version", cur.Version, "hash", cur.Hash, "files", cur.Files)
+	}
+	return changed, err
+}
+
+// Reload polls the plugin directory and the config directory now.
+func (h *Host[T, C]) Reload(ctx context.Context) (map[string]any, error) {
+	perr := h.loader.Poll(ctx)
+	changed, cerr := h.reloadConfig()
+	out := map[string]any{"modules": h.loader.Current().Modules(), "config_version": h.config.current().Version,
+		"config_changed": changed}
+	if perr != nil {
+		out["plugin_error"] = perr.Error()
+	}
+	if cerr != nil {
+		out["config_error"] = cerr.Error()
+		return out, cerr
+	}
+	return out, nil
+}
+
+func (h *Host[T, C]) snapshot() (state.SnapshotInfo, error) {
+	info, err := h.store.Snapshot()
+	h.snapMu.Lock()
+	defer h.snapMu.Unlock()
+	if err != nil {
+		h.snapErr = err
+		return info, err
+	}
+	h.lastSnap, h.snapAt, h.snapErr = info, time.Now(), nil
+	return info, nil
+}
+
+func (h *Host[T, C]) snapshotAge() float64 {
+	h.snapMu.Lock()
+	defer h.snapMu.Unlock()
+	if h.snapAt.IsZero() {
+		return -1
+	}
+	return time.Since(h.snapAt).Seconds()
+}
+
+func (h *Host[T, C]) activeOf(module string) string { return h.loader.Current().Modules()[module] }
+
+// listenUnix listens on a Unix socket that only this user can use: the
+// socket file is created under a umask that leaves it 0600.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("host: remove stale admin socket: %w", err)
+	}
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("host: listen on admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("host: admin socket mode: %w", err)
+	}
+	return ln, nil
+}

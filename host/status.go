@@ -1,0 +1,104 @@
+package host
+
+import (
+	"os"
+	"time"
+
+	"github.com/hothost/hothost/loader"
+)
+
+// Status is what GET /v1/status answers.
+type Status struct {
+	PID         int               `json:"pid"`
+	Started     time.Time         `json:"started"`
+	Uptime      string            `json:"uptime"`
+	Draining    bool              `json:"draining"`
+	State       StateStatus       `json:"state"`
+	Lanes       int               `json:"lanes"`
+	Connections int               `json:"connections"`
+	Modules     map[string]string `json:"modules"` // module -> active version
+	TableGen    uint64            `json:"table_generation"`
+	Config      ConfigStatus      `json:"config"`
+	Snapshot    SnapshotStatus    `json:"snapshot"`
+}
+
+// StateStatus says how the state was opened at start and what it holds.
+type StateStatus struct {
+	Opened   string `json:"opened"` // attached, recovered, migrated, restored or created
+	Report   string `json:"report"` // the open report, with figures
+	Players  int    `json:"players"`
+	Capacity int    `json:"capacity"`
+	Segment  string `json:"segment"`
+}
+
+// ConfigStatus is the live game config's version and the last refusal.
+type ConfigStatus struct {
+	Version  int       `json:"version"`
+	Hash     string    `json:"hash"`
+	Files    []string  `json:"files"`
+	LoadedAt time.Time `json:"loaded_at"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// SnapshotStatus is the last snapshot; its age is the most a reboot loses.
+type SnapshotStatus struct {
+	Every   string    `json:"every"`
+	Last    time.Time `json:"last,omitzero"`
+	Path    string    `json:"path,omitempty"`
+	Players int       `json:"players,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// VersionStatus is one line of GET /v1/versions.
+type VersionStatus struct {
+	Module      string    `json:"module"`
+	Version     string    `json:"version"`
+	File        string    `json:"file"`
+	State       string    `json:"state"`
+	Reason      string    `json:"reason,omitempty"`
+	Pinned      bool      `json:"pinned,omitempty"`
+	LoadedAt    time.Time `json:"loaded_at,omitzero"`
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	Calls       int64     `json:"calls"`
+	Errors      int64     `json:"errors"`
+	Panics      int64     `json:"panics"`
+	InFlight    int64     `json:"in_flight"`
+}
+
+// Status reports the host's state.
+func (h *Host[T, C]) Status() Status {
+	cur := h.config.current()
+	t := h.loader.Current()
+	h.connMu.Lock()
+	conns := len(h.conns)
+	h.connMu.Unlock()
+	h.snapMu.Lock()
+	snap := SnapshotStatus{Every: h.opts.SnapshotEvery.String(), Last: h.snapAt, Path: h.lastSnap.Path, Players: h.lastSnap.Players}
+	if h.snapErr != nil {
+		snap.Error = h.snapErr.Error()
+	}
+	h.snapMu.Unlock()
+	st := Status{
+		PID: os.Getpid(), Started: h.started, Uptime: time.Since(h.started).Round(time.Second).String(),
+		Draining: h.draining.Load(), Lanes: len(h.lanes), Connections: conns,
+		Modules: t.Modules(), TableGen: t.Gen(),
+		State: StateStatus{Opened: h.opened.How.String(), Report: h.opened.String(), Players: h.store.Len(),
+			Capacity: h.store.Cap(), Segment: h.store.Path()},
+		Config:   ConfigStatus{Version: cur.Version, Hash: cur.Hash, Files: cur.Files, LoadedAt: cur.LoadedAt},
+		Snapshot: snap,
+	}
+	if err := h.config.lastError(); err != nil {
+		st.Config.Error = err.Error()
+	}
+	return st
+}
+
+func versionStatuses(vs []loader.VersionInfo) []VersionStatus {
+	out := make([]VersionStatus, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, VersionStatus{Module: v.Module, Version: v.Version, File: v.File, State: string(v.State),
+			Reason: v.Reason, Pinned: v.Pinned, LoadedAt: v.LoadedAt, ActivatedAt: v.ActivatedAt,
+			Calls: v.Calls, Errors: v.Errors, Panics: v.Panics, InFlight: v.InFlight})
+	}
+	return out
+}
