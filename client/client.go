@@ -1,0 +1,119 @@
+// Package client is a Go client for hothost's line protocol: one request per
+// line, answered by `ok ...` or `err <code> <message>`. The demo, the load
+// generator and the end-to-end tests use it; a person can use nc instead.
+//
+// A Conn is not safe for concurrent use: the protocol answers one request
+// at a time per connection, in order.
+package client
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Reply is one answer from the server.
+type Reply struct {
+	OK   bool
+	Code string // the error code when !OK ("busy", "funds", "internal", ...)
+	Text string // the rest of the line
+}
+
+func (r Reply) String() string {
+	if r.OK {
+		return "ok " + r.Text
+	}
+	return "err " + r.Code + " " + r.Text
+}
+
+// Field returns the word after key in the reply text ("coins 30 level 1":
+// Field("coins") is "30").
+func (r Reply) Field(key string) (string, bool) {
+	w := strings.Fields(r.Text)
+	for i := 0; i+1 < len(w); i++ {
+		if w[i] == key {
+			return w[i+1], true
+		}
+	}
+	return "", false
+}
+
+// Int is Field parsed as an integer.
+func (r Reply) Int(key string) (int64, bool) {
+	s, ok := r.Field(key)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// ErrProtocol means the server sent a line that is not a reply.
+var ErrProtocol = errors.New("client: not a protocol reply")
+
+// Conn is one client connection.
+type Conn struct {
+	c       net.Conn
+	r       *bufio.Reader
+	Timeout time.Duration // per request; 0 means none
+}
+
+// Dial connects to a hothost at addr.
+func Dial(addr string, timeout time.Duration) (*Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+	}
+	return &Conn{c: c, r: bufio.NewReader(c), Timeout: 10 * time.Second}, nil
+}
+
+// Do sends one request line and reads its reply.
+func (c *Conn) Do(line string) (Reply, error) {
+	if c.Timeout > 0 {
+		c.c.SetDeadline(time.Now().Add(c.Timeout))
+	}
+	if _, err := c.c.Write([]byte(line + "\n")); err != nil {
+		return Reply{}, fmt.Errorf("client: send %q: %w", line, err)
+	}
+	return c.Read()
+}
+
+// Read reads one reply line.
+func (c *Conn) Read() (Reply, error) {
+	s, err := c.r.ReadString('\n')
+	if err != nil {
+		return Reply{}, fmt.Errorf("client: read reply: %w", err)
+	}
+	return ParseReply(strings.TrimRight(s, "\r\n"))
+}
+
+// ParseReply parses one reply line.
+func ParseReply(s string) (Reply, error) {
+	if rest, ok := strings.CutPrefix(s, "ok"); ok && (rest == "" || rest[0] == ' ') {
+		return Reply{OK: true, Text: strings.TrimPrefix(rest, " ")}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "err "); ok {
+		code, text, _ := strings.Cut(rest, " ")
+		return Reply{Code: code, Text: text}, nil
+	}
+	return Reply{}, fmt.Errorf("%w: %q", ErrProtocol, s)
+}
+
+// Login logs in as player id.
+func (c *Conn) Login(id uint64) (Reply, error) {
+	r, err := c.Do("login " + strconv.FormatUint(id, 10))
+	if err == nil && !r.OK {
+		err = fmt.Errorf("client: login %d: %s", id, r)
+	}
+	return r, err
+}
+
+// Write sends raw bytes, for tests of what a bad client sends.
+func (c *Conn) Write(b []byte) (int, error) { return c.c.Write(b) }
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.c.Close() }
