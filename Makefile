@@ -17,7 +17,7 @@ PKGS     := ./...
 RACE_PKGS := ./shmpool/... ./state/... ./abi/...
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build plugins test race bench demo run lint chaos fuzz clean
+.PHONY: all build test race bench demo run lint chaos fuzz clean
 
 all: build
 
@@ -36,8 +36,17 @@ race:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS) | tee bench.out
 
-demo: build
-	$(GO) run ./examples/shmdemo
+# The walk-through: builds host, hotctl and plugins, swaps coin v2 in under
+# load, changes a price live, kill -9s the host, restarts it and rolls back.
+demo:
+	$(GO) run ./examples/demo
+
+# The host alone on its defaults, with the example plugins, for nc and hotctl.
+run: build
+	@mkdir -p plugins-dir
+	for p in coin/v1:coin shop:shop profile:profile; do \
+	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $${p##*:} -version 1.0.0 -out plugins-dir -like $(BIN)/hothost || exit 1; done
+	$(BIN)/hothost
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
