@@ -33,8 +33,19 @@ test:
 race:
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m $(PKGS) | tee bench.out
+# Every benchmark of the project, then BENCHMARKS.md with ratios to the
+# baselines measured in the same run.
+bench: build
+	scripts/bench
+
+# Bounded chaos runs against the real host: swap storm, kill storm,
+# bad-plugin storm, faults, client abuse. Prints a table; non-zero on any violation.
+chaos: build
+	$(GO) run ./examples/chaos
+
+# Each fuzz target for a bounded time; crashers land in testdata as regression tests.
+fuzz:
+	scripts/fuzz
 
 # The walk-through: builds host, hotctl and plugins, swaps coin v2 in under
 # load, changes a price live, kill -9s the host, restarts it and rolls back.
