@@ -1,0 +1,91 @@
+package state_test
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/hothost/hothost/state"
+)
+
+// Account is a game's state: fixed-size and pointer-free.
+type Account struct {
+	Coins int64
+	Level int32
+	Name  [16]byte
+}
+
+func exampleDir() string {
+	d, _ := os.MkdirTemp("/dev/shm", "hothost-example-")
+	return d
+}
+
+func ExampleOpen() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	opts := state.Options{Name: "accounts", ShmDir: dir, Capacity: 1000,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+
+	s, rep, err := state.Open[Account](opts)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(rep.How, rep.Players)
+	s.Ensure(7)
+	s.Close()
+
+	// The next host (after a restart, or kill -9) attaches the same memory.
+	s, rep, _ = state.Open[Account](opts)
+	defer s.Close()
+	fmt.Println(rep.How, rep.Players)
+	// Output:
+	// created 0
+	// attached 1
+}
+
+func ExampleStore_Update() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s, _, _ := state.Open[Account](state.Options{Name: "accounts", ShmDir: dir, Capacity: 10,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+
+	s.Ensure(42) // first login
+	s.Update(42, func(a *Account) error { a.Coins += 100; return nil })
+	err := s.Update(42, func(a *Account) error {
+		a.Coins -= 500
+		if a.Coins < 0 {
+			return fmt.Errorf("not enough coins")
+		}
+		return nil
+	})
+	a, _ := s.Get(42)
+	fmt.Println(a.Coins, err)
+	// Output: 100 not enough coins
+}
+
+func ExampleStore_Snapshot() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	opts := state.Options{Name: "accounts", ShmDir: dir, Capacity: 10, SnapshotDir: filepath.Join(dir, "snap"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, _, _ := state.Open[Account](opts)
+	s.Ensure(1)
+	s.Update(1, func(a *Account) error { a.Level = 3; return nil })
+	info, _ := s.Snapshot()
+	s.Close()
+	fmt.Println(info.Players)
+
+	// After a reboot /dev/shm is empty: Open restores the newest snapshot.
+	os.Remove(filepath.Join(dir, "accounts"))
+	s, rep, _ := state.Open[Account](opts)
+	defer s.Close()
+	a, _ := s.Get(1)
+	fmt.Println(rep.How, a.Level)
+	// Output:
+	// 1
+	// restored 3
+}
