@@ -13,6 +13,8 @@ type Status struct {
 	Started     time.Time         `json:"started"`
 	Uptime      string            `json:"uptime"`
 	Draining    bool              `json:"draining"`
+	Clients     string            `json:"clients"`              // the client listener's address
+	AdminAddr   string            `json:"admin_addr,omitempty"` // the admin TCP listener's address, if any
 	State       StateStatus       `json:"state"`
 	Lanes       int               `json:"lanes"`
 	Connections int               `json:"connections"`
@@ -80,7 +82,7 @@ func (h *Host[T, C]) Status() Status {
 	h.snapMu.Unlock()
 	st := Status{
 		PID: os.Getpid(), Started: h.started, Uptime: time.Since(h.started).Round(time.Second).String(),
-		Draining: h.draining.Load(), Lanes: len(h.lanes), Connections: conns,
+		Draining: h.draining.Load(), Clients: h.clientAddr.String(), Lanes: len(h.lanes), Connections: conns,
 		Modules: t.Modules(), TableGen: t.Gen(),
 		State: StateStatus{Opened: h.opened.How.String(), Report: h.opened.String(), Players: h.store.Len(),
 			Capacity: h.store.Cap(), Segment: h.store.Path()},
@@ -89,6 +91,9 @@ func (h *Host[T, C]) Status() Status {
 	}
 	if err := h.config.lastError(); err != nil {
 		st.Config.Error = err.Error()
+	}
+	if h.adminAddr != nil {
+		st.AdminAddr = h.adminAddr.String()
 	}
 	return st
 }

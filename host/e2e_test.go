@@ -1,0 +1,469 @@
+package host_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hothost/hothost/client"
+	"github.com/hothost/hothost/internal/hostproc"
+)
+
+// The end-to-end tests run the real hothost binary, with real plugins built
+// by the real build tool, and talk to it over TCP and its admin socket.
+
+var (
+	bins    *hostproc.Bins
+	staging string // built plugins: coin 1 and 2, shop, profile
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "hothost-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if bins, err = hostproc.Build(filepath.Join(dir, "bin")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		staging = filepath.Join(dir, "staging")
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for _, p := range [][3]string{{"plugins/coin/v1", "coin", "1.0.0"}, {"plugins/coin/v2", "coin", "2.0.0"},
+			{"plugins/shop", "shop", "1.0.0"}, {"plugins/profile", "profile", "1.0.0"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := bins.Plugin(p[0], p[1], p[2], staging); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// startHost starts a host in a fresh work directory with coin 1, shop and
+// profile installed, and stops it (SIGKILL if still running) at cleanup.
+func startHost(t *testing.T, args ...string) (*hostproc.Proc, hostproc.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	shm := filepath.Join("/dev/shm", fmt.Sprintf("hothost-e2e-%d-%s", os.Getpid(), t.Name()))
+	if err := os.MkdirAll(shm, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	plugins := filepath.Join(dir, "plugins-dir")
+	os.MkdirAll(plugins, 0o700)
+	for _, so := range []string{"coin-1.0.0.so", "shop-1.0.0.so", "profile-1.0.0.so"} {
+		if err := hostproc.Install(filepath.Join(staging, so), plugins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := hostproc.Config{Dir: dir, ShmDir: shm, StateName: "game", Capacity: 1000, Args: args}
+	return start(t, cfg), cfg
+}
+
+func start(t *testing.T, cfg hostproc.Config) *hostproc.Proc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := bins.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-p.Done():
+		default:
+			p.Kill()
+		}
+		if t.Failed() {
+			t.Logf("host log:\n%s", p.Log())
+		}
+	})
+	return p
+}
+
+func dial(t *testing.T, p *hostproc.Proc, player uint64) *client.Conn {
+	t.Helper()
+	c, err := client.Dial(p.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if player != 0 {
+		if _, err := c.Login(player); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func do(t *testing.T, c *client.Conn, line string) client.Reply {
+	t.Helper()
+	r, err := c.Do(line)
+	if err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	return r
+}
+
+func TestLoginAndCommands(t *testing.T) {
+	p, _ := startHost(t)
+	c := dial(t, p, 0)
+	if r := do(t, c, "work"); r.OK || r.Code != "nologin" {
+		t.Fatalf("work before login: %s, want err nologin", r)
+	}
+	if r := do(t, c, "login zero"); r.OK || r.Code != "usage" {
+		t.Fatalf("login zero: %s, want err usage", r)
+	}
+	if r := do(t, c, "login 7"); !r.OK || !strings.Contains(r.Text, "new player") {
+		t.Fatalf("first login: %s", r)
+	}
+	steps := []struct{ line, want string }{
+		{"work", "ok coins 10 level 0 v1"},
+		{"work", "ok coins 20 level 0 v1"},
+		{"buy sword", "err funds sword costs 50, you have 20"},
+		{"buy potion", "ok bought potion for 5 coins 15"},
+		{"buy dragon", `err item no item "dragon" for sale`},
+		{"name Ada", "ok name Ada"},
+		{"inventory", "ok inventory potion=1"},
+		{"balance", "ok coins 15 xp 20 level 0"},
+		{"fly", "err unknown"},
+	}
+	for _, s := range steps {
+		if r := do(t, c, s.line); !strings.HasPrefix(r.String(), s.want) {
+			t.Fatalf("%s: got %q, want prefix %q", s.line, r, s.want)
+		}
+	}
+	if r := do(t, c, "whoami"); !strings.Contains(r.Text, "player 7 name Ada coins 15") {
+		t.Fatalf("whoami: %s", r)
+	}
+	if r := do(t, c, "login 8"); r.OK {
+		t.Fatalf("switching players on one connection: %s, want refused", r)
+	}
+	var player struct {
+		State map[string]any `json:"state"`
+	}
+	if err := p.Admin(context.Background(), "GET", "/v1/player?id=7", &player); err != nil {
+		t.Fatal(err)
+	}
+	if player.State["Coins"] != float64(15) {
+		t.Fatalf("admin player view: %v", player.State)
+	}
+}
+
+// ledger runs players that `work` until stopped, remembering the coins of
+// each acknowledged reply.
+type ledger struct {
+	mu      sync.Mutex
+	last    map[uint64]int64
+	n       map[uint64]int
+	sawV2   map[uint64]bool
+	failed  []string
+	stopped chan struct{}
+	wg      sync.WaitGroup
+	cond    *sync.Cond
+}
+
+func runPlayers(t *testing.T, addr string, players int) *ledger {
+	l := &ledger{last: map[uint64]int64{}, n: map[uint64]int{}, sawV2: map[uint64]bool{}, stopped: make(chan struct{})}
+	l.cond = sync.NewCond(&l.mu)
+	for i := range players {
+		id := uint64(100 + i)
+		c, err := client.Dial(addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Login(id); err != nil {
+			t.Fatal(err)
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer c.Close()
+			for {
+				select {
+				case <-l.stopped:
+					return
+				default:
+				}
+				r, err := c.Do("work")
+				l.mu.Lock()
+				switch coins, ok := r.Int("coins"); {
+				case err != nil:
+					l.failed = append(l.failed, err.Error())
+					l.n[id] = 1 << 30 // a dead player no longer holds up waits
+				case !r.OK || !ok:
+					l.failed = append(l.failed, r.String())
+				default:
+					l.last[id], l.sawV2[id] = coins, l.sawV2[id] || strings.HasSuffix(r.Text, "v2")
+					l.n[id]++
+				}
+				l.cond.Broadcast()
+				l.mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *ledger) waitUntil(cond func() bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !cond() {
+		l.cond.Wait()
+	}
+}
+
+func (l *ledger) each(n int) func() bool {
+	return func() bool {
+		for _, c := range l.n {
+			if c < n {
+				return false
+			}
+		}
+		return len(l.n) > 0
+	}
+}
+
+func (l *ledger) stop() {
+	close(l.stopped)
+	l.wg.Wait()
+}
+
+// checkLedger compares each player's coins on the server with the last
+// acknowledged value; slack allows one committed but unacknowledged update.
+func checkLedger(t *testing.T, p *hostproc.Proc, l *ledger, slack int64) {
+	t.Helper()
+	for id, want := range l.last {
+		c := dial(t, p, id)
+		r := do(t, c, "balance")
+		got, _ := r.Int("coins")
+		if got != want && (got < want || got-want > slack) {
+			t.Errorf("player %d: server has %d coins, last acknowledged %d", id, got, want)
+		}
+	}
+}
+
+func TestSwapUnderLoadLosesNothing(t *testing.T) {
+	p, cfg := startHost(t)
+	l := runPlayers(t, p.Addr, 8)
+	l.waitUntil(l.each(30))
+	if err := hostproc.Install(filepath.Join(staging, "coin-2.0.0.so"), filepath.Join(cfg.Dir, "plugins-dir")); err != nil {
+		t.Fatal(err)
+	}
+	l.waitUntil(func() bool { return len(l.sawV2) == 8 && allTrue(l.sawV2) || len(l.failed) > 0 })
+	// Swap back and forth by admin while the load runs.
+	for i := range 20 {
+		v := []string{"1.0.0", "2.0.0"}[i%2]
+		if err := p.Admin(context.Background(), "POST", "/v1/activate?module=coin&version="+v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	l.waitUntil(func() bool { n++; return n > 40 })
+	l.stop()
+	if len(l.failed) > 0 {
+		t.Fatalf("%d failed requests during swaps, first: %s", len(l.failed), l.failed[0])
+	}
+	checkLedger(t, p, l, 0)
+}
+
+func allTrue(m map[uint64]bool) bool {
+	for _, v := range m {
+		if !v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestKill9AndRestartKeepsEveryAcknowledgedCoin(t *testing.T) {
+	p, cfg := startHost(t)
+	for round := range 3 {
+		l := runPlayers(t, p.Addr, 6)
+		l.waitUntil(l.each(20 + 37*round))
+		p.Kill()
+		l.stop()
+		p = start(t, cfg)
+		var st struct {
+			State struct {
+				Opened string `json:"opened"`
+			} `json:"state"`
+		}
+		if err := p.Admin(context.Background(), "GET", "/v1/status", &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Opened != "recovered" {
+			t.Fatalf("round %d: state %q after kill -9, want recovered", round, st.State.Opened)
+		}
+		checkLedger(t, p, l, 10) // coin v1 earns 10: at most one commit whose reply the kill ate
+	}
+}
+
+func TestBadAndOversizedFrames(t *testing.T) {
+	p, _ := startHost(t)
+	c := dial(t, p, 5)
+	if _, err := c.Write([]byte(strings.Repeat("x", 5000) + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Read(); err != nil || r.Code != "frame" {
+		t.Fatalf("oversized frame: %v %v, want err frame", r, err)
+	}
+	if r := do(t, c, "work"); !r.OK {
+		t.Fatalf("session unusable after one bad frame: %s", r)
+	}
+	// The oversized frame was bad frame 1; four more end the session.
+	for i := range 4 {
+		c.Write([]byte{0xff, 0xfe, 0x00, '\n'})
+		r, err := c.Read()
+		if err != nil || r.Code != "frame" {
+			t.Fatalf("garbage frame %d: %v %v", i, r, err)
+		}
+	}
+	if _, err := c.Read(); err == nil {
+		t.Fatal("connection still open after 5 bad frames")
+	}
+	// The host is unharmed: another client is served.
+	if r := do(t, dial(t, p, 6), "work"); !r.OK {
+		t.Fatalf("after an abusive client: %s", r)
+	}
+}
+
+func TestAdminTCPNeedsToken(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
+	p, cfg := startHost(t, "-admin-addr", "127.0.0.1:0", "-admin-token-file", tokenFile)
+	var st struct {
+		AdminAddr string `json:"admin_addr"`
+	}
+	if err := p.Admin(context.Background(), "GET", "/v1/status", &st); err != nil || st.AdminAddr == "" {
+		t.Fatalf("status: %v, admin addr %q", err, st.AdminAddr)
+	}
+	call := func(token string) int {
+		req, _ := http.NewRequest("POST", "http://"+st.AdminAddr+"/v1/snapshot", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := call(""); code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", code)
+	}
+	if code := call("s3cret-tokeX"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d, want 401", code)
+	}
+	if code := call("s3cret-token"); code != http.StatusOK {
+		t.Fatalf("right token: %d, want 200", code)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Every call, refused ones first, is in the audit log.
+	f, err := os.Open(filepath.Join(cfg.Dir, "data", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var e struct {
+			Who, Method, What, Result string
+			Status                    int
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		got = append(got, fmt.Sprintf("%s %s %d %s", e.Method, e.What, e.Status, e.Who))
+	}
+	want := []string{"GET /v1/status 200 unix uid=", "POST /v1/snapshot 401 tcp 127.0.0.1:", "POST /v1/snapshot 401 tcp 127.0.0.1:", "POST /v1/snapshot 200 tcp 127.0.0.1:"}
+	if len(got) < len(want) {
+		t.Fatalf("audit log has %d entries, want at least %d: %q", len(got), len(want), got)
+	}
+	got = got[len(got)-len(want):]
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Fatalf("audit entry %d = %q, want prefix %q (all: %q)", i, got[i], want[i], got)
+		}
+	}
+	if !strings.Contains(got[1], "no valid token") {
+		t.Fatalf("refused call not marked: %q", got[1])
+	}
+}
+
+func TestConfigReload(t *testing.T) {
+	p, cfg := startHost(t)
+	c := dial(t, p, 9)
+	for range 10 {
+		do(t, c, "work")
+	}
+	file := filepath.Join(cfg.Dir, "data", "config", "prices.json")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type cfgStatus struct {
+		Config struct {
+			Version int
+			Error   string
+		}
+	}
+	reload := func() cfgStatus {
+		p.Admin(context.Background(), "POST", "/v1/reload", nil) // a refusal answers 409; the status tells
+		var st cfgStatus
+		if err := p.Admin(context.Background(), "GET", "/v1/status", &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	write(`{"items": {"potion": {"id": 3, "price": 9}}}`)
+	if st := reload(); st.Config.Version != 2 || st.Config.Error != "" {
+		t.Fatalf("valid change: %+v", st)
+	}
+	if r := do(t, c, "buy potion"); r.Text != "bought potion for 9 coins 91" {
+		t.Fatalf("buy at the new price: %s", r)
+	}
+	for bad, why := range map[string]string{
+		`{"items": {"potion": {"id": 3, "price": -4}}}`: "not negative",
+		`{"work_reward": 10, "typo_field": 1}`:          `unknown field "typo_field"`,
+		`{"work_reward": `:                             "unexpected EOF",
+	} {
+		write(bad)
+		st := reload()
+		if st.Config.Version != 2 || !strings.Contains(st.Config.Error, why) {
+			t.Fatalf("invalid change %s: %+v, want version 2 kept and an error naming %q", bad, st, why)
+		}
+		if r := do(t, c, "buy potion"); !r.OK || !strings.HasPrefix(r.Text, "bought potion for 9") {
+			t.Fatalf("old config not kept after %s: %s", bad, r)
+		}
+	}
+}
