@@ -455,7 +455,7 @@ func TestConfigReload(t *testing.T) {
 	for bad, why := range map[string]string{
 		`{"items": {"potion": {"id": 3, "price": -4}}}`: "not negative",
 		`{"work_reward": 10, "typo_field": 1}`:          `unknown field "typo_field"`,
-		`{"work_reward": `:                             "unexpected EOF",
+		`{"work_reward": `:                              "unexpected EOF",
 	} {
 		write(bad)
 		st := reload()
