@@ -2,6 +2,9 @@ package loader
 
 import (
 	"debug/buildinfo"
+	"debug/elf"
+	"io"
+	"os"
 	"fmt"
 	"regexp"
 	"runtime/debug"
@@ -113,6 +116,9 @@ func pluginFacts(path string) (f buildFacts, err error) {
 			err = fmt.Errorf("%w: reading its build info panicked: %v", ErrNotPlugin, r)
 		}
 	}()
+	if err := checkELF(path); err != nil {
+		return buildFacts{}, err
+	}
 	bi, err := buildinfo.ReadFile(path)
 	if err != nil {
 		return buildFacts{}, fmt.Errorf("%w: cannot read Go build info: %v", ErrNotPlugin, err)
@@ -196,4 +202,40 @@ func explainOpenError(err error) error {
 		return fmt.Errorf("%w: %s (a package shared with the host changed: rebuild host and plugins together)", ErrBuildMismatch, msg)
 	}
 	return fmt.Errorf("%w: %s", ErrOpen, msg)
+}
+
+// checkELF tells random bytes from a damaged or truncated ELF file, which
+// debug/buildinfo reports alike ("unrecognized file format").
+func checkELF(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotPlugin, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotPlugin, err)
+	}
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != elf.ELFMAG {
+		return fmt.Errorf("%w: not an ELF file (it starts with %q)", ErrNotPlugin, magic[:])
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return fmt.Errorf("%w: damaged or truncated ELF file (%d bytes): %v", ErrNotPlugin, st.Size(), err)
+	}
+	defer ef.Close()
+	for _, s := range ef.Sections {
+		if s.Type != elf.SHT_NOBITS && s.Offset+s.FileSize > uint64(st.Size()) {
+			return fmt.Errorf("%w: truncated ELF file: section %s ends at byte %d, the file has %d",
+				ErrNotPlugin, s.Name, s.Offset+s.FileSize, st.Size())
+		}
+	}
+	for _, p := range ef.Progs {
+		if p.Off+p.Filesz > uint64(st.Size()) {
+			return fmt.Errorf("%w: truncated ELF file: a segment ends at byte %d, the file has %d",
+				ErrNotPlugin, p.Off+p.Filesz, st.Size())
+		}
+	}
+	return nil
 }

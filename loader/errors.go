@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. A rejection wraps exactly one of them, with the details
@@ -83,7 +84,8 @@ func kindOf(err error) string {
 
 func errOfKind(kind, msg string) error {
 	if s, ok := kinds[kind]; ok {
-		return fmt.Errorf("%w: %s", s, msg)
+		// msg came from an error wrapping s already: say it once.
+		return fmt.Errorf("%w: %s", s, strings.TrimPrefix(msg, s.Error()+": "))
 	}
 	return fmt.Errorf("%w: %s", ErrPreflight, msg)
 }

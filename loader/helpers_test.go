@@ -3,6 +3,7 @@ package loader_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -297,3 +298,5 @@ func copyFile(tb testing.TB, src, dst string) {
 		tb.Fatal(err)
 	}
 }
+
+func sha256Of(b []byte) [32]byte { return sha256.Sum256(b) }

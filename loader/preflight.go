@@ -191,9 +191,11 @@ func (c *capBuffer) summary() string {
 	if s == "" {
 		return "; it printed nothing"
 	}
-	lines := strings.SplitN(s, "\n", 4)
-	if len(lines) > 3 {
-		lines = lines[:3]
+	var lines []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line != "" && len(lines) < 3 {
+			lines = append(lines, line)
+		}
 	}
 	return "; it printed: " + strings.Join(lines, " | ")
 }
