@@ -109,8 +109,11 @@ func decodeAux(b []byte, recSize, capacity int) (auxGeom, error) {
 // what a transaction needs, so that Update allocates nothing: a scratch T
 // for the callback and its journal entry in the segment.
 type lane[T any] struct {
-	mu      sync.Mutex
-	scratch T
+	mu sync.Mutex
+	// scratch is a whole record, not just a T, so that the checksum of the
+	// new value (ID, Val and zero padding, contiguous) is computed here,
+	// before the slot lock, without copying or allocating.
+	scratch record[T]
 	active  *uint64    // in the segment
 	undo    *record[T] // in the segment
 	_       [64]byte   // keep neighbouring lanes' hot words apart

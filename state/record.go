@@ -37,20 +37,6 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // byte after the Sum field.
 func recordSum(b []byte) uint32 { return crc32.Checksum(b[8:], castagnoli) }
 
-// sumOf computes the checksum a record with this id and value will have,
-// without the record: Update computes it on its scratch copy before taking
-// the slot lock, so readers wait only for the copy.
-func sumOf[T any](id uint64, val *T, recSize uintptr) uint32 {
-	idb := (*[8]byte)(unsafe.Pointer(&id))
-	c := crc32.Update(0, castagnoli, idb[:])
-	c = crc32.Update(c, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(val)), unsafe.Sizeof(*val)))
-	if pad := recSize - recHeader - unsafe.Sizeof(*val); pad > 0 {
-		var zero [8]byte
-		c = crc32.Update(c, castagnoli, zero[:pad])
-	}
-	return c
-}
-
 func recordBytes[T any](r *record[T]) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r))
 }

@@ -321,8 +321,9 @@ func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
 	}
 	// Only this lane writes rec, and readers only read: copying it
 	// without the slot lock is safe.
-	ln.scratch = rec.Val
-	if err := call(id, fn, &ln.scratch); err != nil {
+	ln.scratch.ID = id
+	ln.scratch.Val = rec.Val
+	if err := call(id, fn, &ln.scratch.Val); err != nil {
 		return err
 	}
 	s.commit(ln, slot, rec)
@@ -338,7 +339,7 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 	return fn(v)
 }
 
-// commit writes ln.scratch into rec. The order is the whole crash-safety
+// commit writes ln.scratch.Val into rec. The order is the whole crash-safety
 // argument: (1) save the old record in the lane's undo slot, (2) publish
 // the journal entry, (3) write the record, (4) retire the entry. A crash
 // before (2) leaves the old record untouched; between (2) and (4) recovery
@@ -347,14 +348,14 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 // the compiler; a killed process leaves a prefix of its stores in shared
 // memory, never a reordering of them.
 func (s *Store[T]) commit(ln *lane[T], slot uint32, rec *record[T]) {
-	sum := sumOf(rec.ID, &ln.scratch, s.recSize)
+	sum := recordSum(recordBytes(&ln.scratch))
 	*ln.undo = *rec
 	atomic.StoreUint64(ln.active, journalUpdate<<32|uint64(slot))
 	l := &s.locks[slot]
 	l.lock()
 	seq := rec.Seq + 1
 	atomic.StoreUint32(&rec.Seq, seq) // odd: being written
-	rec.Val = ln.scratch
+	rec.Val = ln.scratch.Val
 	rec.Sum = sum
 	atomic.StoreUint32(&rec.Seq, seq+1)
 	l.unlock()

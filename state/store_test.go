@@ -209,3 +209,17 @@ func TestConcurrentPlayers(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedMemoryPerPlayer pins the memory claim: one 256-byte player
+// costs at most 1.13x its raw size in shared memory (record header 16,
+// shmpool state word 8, index 6), plus fixed overhead.
+func TestSharedMemoryPerPlayer(t *testing.T) {
+	const n = 100_000
+	s, rep := mustOpen[Player](t, testOptions(t, n))
+	defer s.Close()
+	ratio := float64(rep.SegmentBytes) / n / float64(unsafe.Sizeof(Player{}))
+	t.Logf("%d bytes for %d players: %.1f bytes/player, %.3fx raw", rep.SegmentBytes, n, float64(rep.SegmentBytes)/n, ratio)
+	if ratio > 1.13 {
+		t.Fatalf("%.3fx raw size", ratio)
+	}
+}
