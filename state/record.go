@@ -15,11 +15,12 @@ import (
 // record is what one pool slot holds. The header is 16 bytes, so a 256-byte
 // T costs 272 bytes of slot (plus shmpool's 8-byte state word).
 //
-// Seq counts commits (two per commit: odd while a commit writes the record,
-// even once it is whole); Sum is the CRC-32C of every byte after it (ID, Val
-// and any trailing padding, which is always zero). Together they let
-// recovery and snapshot readers prove a record whole without trusting
-// anything else.
+// Seq counts commits (two per commit, so it is always even; an odd Seq is
+// corruption, or a record written by an older build that set it odd while
+// writing); Sum is the CRC-32C of every byte after it (ID, Val and any
+// trailing padding, which is always zero), which lets recovery and
+// snapshot readers prove a record whole without trusting anything else.
+// Crash atomicity comes from the lane's undo record, not from these.
 type record[T any] struct {
 	Seq uint32
 	Sum uint32
