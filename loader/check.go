@@ -3,9 +3,9 @@ package loader
 import (
 	"debug/buildinfo"
 	"debug/elf"
+	"fmt"
 	"io"
 	"os"
-	"fmt"
 	"regexp"
 	"runtime/debug"
 	"sort"

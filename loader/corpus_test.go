@@ -65,7 +65,7 @@ func TestBadCorpus(t *testing.T) {
 		signed("initexit", "9.0.10"),
 		signed("inithang", "9.0.11"),
 		signed("selftest", "9.0.12"),
-		{tmpl: "coin", name: "coin", version: "9.0.13"},                           // unsigned
+		{tmpl: "coin", name: "coin", version: "9.0.13"},                             // unsigned
 		{tmpl: "coin", name: "coin", version: "9.0.14", key: otherKeyFile + ".key"}, // signed by another key
 		signed("panicky", "9.1.0"),
 	}

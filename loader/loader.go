@@ -369,6 +369,11 @@ func (l *Loader) consider(ctx context.Context, c candidate) error {
 		return l.reject(c.path, fmt.Errorf("%s: preflight: %w", c.base, err))
 	}
 
+	// A message belongs to one module: refuse before the host opens it.
+	if err := l.conflicts(c.fn.module, rep.Handlers); err != nil {
+		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, err))
+	}
+
 	p, err := plugin.Open(c.path)
 	if err != nil {
 		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, explainOpenError(err)))
@@ -389,14 +394,14 @@ func (l *Loader) consider(ctx context.Context, c candidate) error {
 func (l *Loader) add(c candidate, m *abi.Module) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	msgs := make([]string, 0, len(m.Handlers))
 	for msg := range m.Handlers {
-		for name, ms := range l.modules {
-			if name != m.Name && ms.messages[msg] {
-				err := fmt.Errorf("%s: %w: %q is handled by module %s", c.base, ErrConflict, msg, name)
-				l.rejectLocked(c.path, err)
-				return err
-			}
-		}
+		msgs = append(msgs, msg)
+	}
+	if err := l.conflictsLocked(m.Name, msgs); err != nil {
+		err = fmt.Errorf("%s: %w", c.base, err)
+		l.rejectLocked(c.path, err)
+		return err
 	}
 	ms := l.modules[m.Name]
 	if ms == nil {
@@ -418,6 +423,24 @@ func (l *Loader) add(c candidate, m *abi.Module) error {
 	default:
 		v.state, v.reason = StateStandby, "older than active "+ms.active.version
 		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
+	}
+	return nil
+}
+
+func (l *Loader) conflicts(module string, msgs []string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conflictsLocked(module, msgs)
+}
+
+// conflictsLocked refuses messages that a loaded version of another module handles.
+func (l *Loader) conflictsLocked(module string, msgs []string) error {
+	for _, msg := range msgs {
+		for name, ms := range l.modules {
+			if name != module && ms.messages[msg] {
+				return fmt.Errorf("%w: %q is handled by module %s", ErrConflict, msg, name)
+			}
+		}
 	}
 	return nil
 }
