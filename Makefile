@@ -14,7 +14,7 @@ BIN      := $(CURDIR)/bin
 PKGS     := ./...
 # Packages whose tests never load a plugin: they also run under -race.
 # (A plugin must be built with the same -race flag as its host.)
-RACE_PKGS := ./shmpool/... ./state/... ./abi/...
+RACE_PKGS := ./shmpool/... ./state/... ./abi/... ./client/... ./stateless/...
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build test race bench demo run lint chaos fuzz clean
@@ -29,9 +29,13 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 9m $(PKGS)
 	$(GO) test -count=1 -race -timeout 9m $(RACE_PKGS)
+	HOTHOST_RACE_HOST=1 $(GO) test -count=1 -timeout 9m ./host/
 
+# Packages that never load a plugin run under -race; the end-to-end tests
+# then run against a host (and plugins) built with -race.
 race:
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	HOTHOST_RACE_HOST=1 $(GO) test -count=1 ./host/
 
 # Every benchmark of the project, then BENCHMARKS.md with ratios to the
 # baselines measured in the same run.

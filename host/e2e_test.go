@@ -95,6 +95,9 @@ func start(t *testing.T, cfg hostproc.Config) *hostproc.Proc {
 		default:
 			p.Kill()
 		}
+		if race := p.RaceReport(); race != "" {
+			t.Errorf("the host hit a data race:\n%s", race)
+		}
 		if t.Failed() {
 			t.Logf("host log:\n%s", p.Log())
 		}

@@ -50,6 +50,11 @@ type Bins struct {
 	Hothost, Hotctl, Hhbuild, Dir string
 }
 
+// EnvRaceHost, set to 1, makes Build compile the host with -race (and so,
+// through hhbuild -like, every plugin built for it): the end-to-end tests
+// then run the whole host under the race detector.
+const EnvRaceHost = "HOTHOST_RACE_HOST"
+
 // Build compiles hothost, hotctl and hhbuild into dir with the build flags
 // of the environment (the Makefile exports them), so the host matches the
 // plugins hhbuild makes.
@@ -58,7 +63,11 @@ func Build(dir string) (*Bins, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/hothost", "./cmd/hotctl", "./cmd/hhbuild")
+	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	if os.Getenv(EnvRaceHost) == "1" {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/hothost", "./cmd/hotctl", "./cmd/hhbuild")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -186,6 +195,17 @@ func (p *Proc) Stop() error {
 
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// RaceReport is the race detector's first report in the host's output, or
+// "" when there is none.
+func (p *Proc) RaceReport() string {
+	log := p.Log()
+	i := strings.Index(log, "WARNING: DATA RACE")
+	if i < 0 {
+		return ""
+	}
+	return log[i:min(len(log), i+4000)]
+}
 
 // Log is everything the host printed so far.
 func (p *Proc) Log() string { return p.log.String() }
