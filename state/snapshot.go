@@ -78,9 +78,12 @@ func (s *Store[T]) Snapshot() (SnapshotInfo, error) {
 	start := time.Now()
 	info, err := s.writeSnapshot(start)
 	if err != nil {
-		return info, fmt.Errorf("state: snapshot to %s: %w", s.opts.SnapshotDir, err)
+		err = fmt.Errorf("state: snapshot to %s: %w", s.opts.SnapshotDir, err)
+		s.noteSnapshot(SnapshotInfo{}, err)
+		return info, err
 	}
 	info.Duration = time.Since(start)
+	s.noteSnapshot(info, nil)
 	if err := pruneSnapshots(s.opts.SnapshotDir, s.opts.Name, s.opts.KeepSnapshots); err != nil {
 		s.log.Warn("state: pruning old snapshots", "cause", err)
 	}
@@ -489,9 +492,60 @@ func (s *Store[T]) startSnapshots() {
 				return
 			case <-t.C:
 				if _, err := s.Snapshot(); err != nil {
-					s.log.Error("state: periodic snapshot failed", "cause", err)
+					s.logSnapshotFailure(err)
 				}
 			}
 		}
 	}()
+}
+
+// noteSnapshot records the outcome of one Snapshot for LastSnapshot.
+func (s *Store[T]) noteSnapshot(info SnapshotInfo, err error) {
+	l := &s.last
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.err = err
+		l.failures++
+		return
+	}
+	l.info, l.at, l.err, l.failures = info, time.Now(), nil, 0
+}
+
+// logSnapshotFailure says what a failed periodic snapshot means: the store
+// keeps serving from shared memory, but a reboot now loses everything
+// since the last good snapshot, and that window grows until one succeeds.
+func (s *Store[T]) logSnapshotFailure(err error) {
+	l := &s.last
+	l.mu.Lock()
+	info, at, n := l.info, l.at, l.failures
+	l.mu.Unlock()
+	attrs := []any{"cause", err, "dir", s.opts.SnapshotDir, "consecutive_failures", n, "every", s.opts.SnapshotEvery}
+	if at.IsZero() {
+		attrs = append(attrs, "last_good", "none (a reboot now loses every player)")
+	} else {
+		attrs = append(attrs, "last_good", info.Path, "last_good_age", time.Since(info.Created).Round(time.Second))
+	}
+	s.log.Error("state: periodic snapshot failed; still serving, but a reboot loses everything since the last good snapshot", attrs...)
+}
+
+// LastSnapshot reports the last snapshot this Store wrote (periodically,
+// see Options.SnapshotEvery, or by Snapshot), when it was in place
+// (renamed and fsynced), and the error of the latest attempt if that one
+// failed: nil after a success. Before any successful snapshot, info is
+// zero and at is the zero time.
+//
+// info.Created is the instant the snapshot started copying records, so
+// time.Since(info.Created) bounds what a reboot would lose (the
+// snapshot_age of a status page); info.Age is that, as of this call.
+// A failure leaves info and at at the last success.
+func (s *Store[T]) LastSnapshot() (info SnapshotInfo, at time.Time, err error) {
+	l := &s.last
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	info = l.info
+	if !l.at.IsZero() {
+		info.Age = time.Since(info.Created)
+	}
+	return info, l.at, l.err
 }

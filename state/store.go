@@ -35,6 +35,9 @@ type Options struct {
 	KeepSnapshots int
 	// SnapshotEvery, if positive (and SnapshotDir set), makes the store
 	// write a snapshot at this interval: the most state a reboot can lose.
+	// A failed one is logged and retried at the next tick, and the store
+	// keeps serving; Store.LastSnapshot reports the last success and the
+	// latest error.
 	SnapshotEvery time.Duration
 	// Migrations converts records of layouts that automatic migration
 	// refuses. The key is the fingerprint of the OLD value type T (not of
@@ -99,6 +102,16 @@ type Store[T any] struct {
 	snapMu sync.Mutex // one snapshot at a time
 	stop   chan struct{}
 	done   chan struct{}
+
+	// last is what LastSnapshot reports: its own mutex, so that a status
+	// page never waits for a snapshot in progress (snapMu).
+	last struct {
+		mu       sync.Mutex
+		info     SnapshotInfo // the last snapshot written
+		at       time.Time    // when it was in place (renamed, fsynced)
+		err      error        // the last attempt's error; nil after a success
+		failures int          // attempts failed since the last success
+	}
 }
 
 // Fingerprint is the layout fingerprint of T: the key of
