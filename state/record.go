@@ -1,12 +1,15 @@
 package state
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/hothost/hothost/shmpool"
@@ -232,7 +235,7 @@ func (v view) Value(path string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return decodeValue(t, b, 0), true
+	return decodeValue(t, b, 0, false), true
 }
 
 var ne = binary.NativeEndian
@@ -262,8 +265,9 @@ func readInt(k shmpool.Kind, b []byte) (v int64, signed, ok bool) {
 }
 
 // decodeValue turns a value into plain Go values for the admin API (and
-// JSON): structs become maps keyed by field name, arrays slices.
-func decodeValue(t *shmpool.Type, b []byte, depth int) any {
+// JSON): structs become maps keyed by field name, arrays slices. With
+// text set, a byte array holding text becomes a string (see byteText).
+func decodeValue(t *shmpool.Type, b []byte, depth int, text bool) any {
 	if depth > 64 || uint64(len(b)) < t.Size {
 		return nil
 	}
@@ -282,17 +286,22 @@ func decodeValue(t *shmpool.Type, b []byte, depth int) any {
 		if t.Elem == nil || t.Elem.Size == 0 { // a [n]struct{} holds nothing; n may be anything
 			return []any{}
 		}
+		if text && t.Elem.Kind == shmpool.Uint8 {
+			if str, ok := byteText(b[:t.Size]); ok {
+				return str
+			}
+		}
 		out := make([]any, t.Len)
 		for i := range out {
 			off := uint64(i) * t.Elem.Size
-			out[i] = decodeValue(t.Elem, b[off:off+t.Elem.Size], depth+1)
+			out[i] = decodeValue(t.Elem, b[off:off+t.Elem.Size], depth+1, text)
 		}
 		return out
 	case shmpool.Struct:
 		out := make(map[string]any, len(t.Fields))
 		for i := range t.Fields {
 			f := &t.Fields[i]
-			out[f.Name] = decodeValue(&f.Type, b[f.Offset:f.Offset+f.Type.Size], depth+1)
+			out[f.Name] = decodeValue(&f.Type, b[f.Offset:f.Offset+f.Type.Size], depth+1, text)
 		}
 		return out
 	}
@@ -303,4 +312,22 @@ func decodeValue(t *shmpool.Type, b []byte, depth int) any {
 		return uint64(v)
 	}
 	return nil
+}
+
+// byteText reads a [N]byte field as the text a game stores in it (a name,
+// NUL-padded): the bytes up to the trailing NULs, if they are valid UTF-8
+// and every rune is printable (a space included; a NUL, tab or other
+// control character inside is not). An all-NUL array is "". Anything else
+// (a hash, packed counters) is not text, and is shown as numbers.
+func byteText(b []byte) (string, bool) {
+	b = bytes.TrimRight(b, "\x00")
+	if !utf8.Valid(b) {
+		return "", false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) {
+			return "", false
+		}
+	}
+	return string(b), true
 }

@@ -485,7 +485,9 @@ func (s *Store[T]) Each(fn func(id uint64, v *T) bool) {
 
 // Describe returns player id's value decoded through the stored layout:
 // field names to values (structs as maps, arrays as slices), for the
-// admin API. It never sees half an update.
+// admin API. A [N]byte (or [N]uint8) field that holds printable UTF-8
+// text, NUL-padded, is a string ("Ada", not 24 numbers); other byte
+// arrays stay numbers. It never sees half an update.
 func (s *Store[T]) Describe(id uint64) (map[string]any, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -496,7 +498,7 @@ func (s *Store[T]) Describe(id uint64) (map[string]any, error) {
 	}
 	b := append([]byte(nil), recordBytes(rec)[recHeader:recHeader+unsafe.Sizeof(rec.Val)]...)
 	l.runlock()
-	v, _ := view{t: &s.layout.Type, b: b, id: id}.Value("")
+	v := decodeValue(&s.layout.Type, b, 0, true)
 	m, ok := v.(map[string]any)
 	if !ok { // T is not a struct: still give the admin API a map
 		m = map[string]any{"value": v}
