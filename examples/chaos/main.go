@@ -1,0 +1,218 @@
+// Command chaos is hothost's bounded chaos run (make chaos). Against real
+// host processes, real plugins built by hhbuild and real TCP clients
+// (internal/loadgen, which keeps a ledger of every acknowledged update) it
+// runs:
+//
+//   - swap storm: 500 swaps of coin v1/v2 through the admin API under
+//     load: zero failed requests, ledger exact;
+//   - kill storm: 50 kill -9 of the host at random instants under load,
+//     each followed by a restart: every acknowledged update present, zero
+//     torn slots, resume time per restart;
+//   - bad-plugin storm: the loader's bad corpus (and garbage, truncated,
+//     checksum-mismatched and unflagged builds) dropped in under load:
+//     none stays active, zero failed requests but the panicking handler's
+//     own replies before probation rolls it back;
+//   - faults: an unwritable snapshot directory, a pool too big for the
+//     tmpfs, the segment deleted while the host is down, a corrupt snapshot;
+//   - client abuse: oversized frames, garbage, half-open connections and
+//     a connection flood up to the host's limit.
+//
+// It prints a table and exits 1 on any violation. Everything lives in a
+// temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
+// (-keep keeps the directory for the logs).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hothost/hothost/internal/hostproc"
+)
+
+type row struct {
+	scenario, check string
+	ok              bool
+	figures         string
+}
+
+type env struct {
+	ctx    context.Context
+	dir    string
+	bins   *hostproc.Bins
+	so     map[string]string // coin1, coin2, shop, profile: built plugin files
+	prefix string            // state name prefix, unique per run
+	rows   []row
+	procs  []*hostproc.Proc
+	log    *slog.Logger
+	conns  int
+}
+
+func (e *env) check(scenario, check string, ok bool, format string, args ...any) {
+	r := row{scenario, check, ok, fmt.Sprintf(format, args...)}
+	e.rows = append(e.rows, r)
+	mark := "PASS"
+	if !ok {
+		mark = "FAIL"
+	}
+	fmt.Printf("  [%s] %-14s %-40s %s\n", mark, scenario, check, r.figures)
+}
+
+func main() {
+	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
+	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse (default all)")
+	swaps := flag.Int("swaps", 500, "swap storm: swaps")
+	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
+	conns := flag.Int("conns", 8, "load connections")
+	limit := flag.Duration("timeout", 8*time.Minute, "the whole run's bound")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), *limit)
+	defer cancel()
+
+	e := &env{ctx: ctx, log: log, conns: *conns, prefix: fmt.Sprintf("hothost-chaos-%d", os.Getpid())}
+	code := func() int {
+		var err error
+		if *dir == "" {
+			if e.dir, err = os.MkdirTemp("", "hothost-chaos-"); err != nil {
+				log.Error("work directory", "err", err)
+				return 2
+			}
+		} else if e.dir, err = filepath.Abs(*dir); err != nil {
+			log.Error("work directory", "err", err)
+			return 2
+		}
+		defer e.cleanup(*keep)
+		if err := e.build(); err != nil {
+			log.Error("build", "err", err)
+			return 2
+		}
+		want := func(s string) bool { return *only == "" || strings.Contains(","+*only+",", ","+s+",") }
+		type scen struct {
+			name string
+			run  func() error
+		}
+		for _, s := range []scen{
+			{"swap", func() error { return e.swapStorm(*swaps) }},
+			{"kill", func() error { return e.killStorm(*kills) }},
+			{"bad", e.badStorm},
+			{"faults", e.faults},
+			{"abuse", e.abuse},
+		} {
+			if !want(s.name) {
+				continue
+			}
+			fmt.Printf("== %s\n", s.name)
+			t0 := time.Now()
+			if err := s.run(); err != nil {
+				e.check(s.name, "scenario ran to its end", false, "%v", err)
+			}
+			e.stopAll()
+			fmt.Printf("   (%v)\n", time.Since(t0).Round(time.Millisecond))
+		}
+		return e.table()
+	}()
+	os.Exit(code)
+}
+
+// build compiles the binaries and the example game's plugins once.
+func (e *env) build() error {
+	t0 := time.Now()
+	var err error
+	if e.bins, err = hostproc.Build(filepath.Join(e.dir, "bin")); err != nil {
+		return err
+	}
+	e.so = map[string]string{}
+	out := filepath.Join(e.dir, "built")
+	for _, p := range [][4]string{{"coin1", "plugins/coin/v1", "coin", "1.0.0"}, {"coin2", "plugins/coin/v2", "coin", "2.0.0"},
+		{"shop", "plugins/shop", "shop", "1.0.0"}, {"profile", "plugins/profile", "profile", "1.0.0"}} {
+		if e.so[p[0]], err = e.bins.Plugin(p[1], p[2], p[3], out); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("built host and 4 plugins in %v (work directory %s)\n", time.Since(t0).Round(time.Millisecond), e.dir)
+	return nil
+}
+
+// fresh prepares a host configuration of its own for one scenario: a work
+// directory with coin v1 (and v2 if withV2), shop and profile installed,
+// and a state segment name of its own.
+func (e *env) fresh(tag string, withV2 bool, args ...string) (hostproc.Config, error) {
+	cfg := hostproc.Config{Dir: filepath.Join(e.dir, tag), ShmDir: "/dev/shm", StateName: e.prefix + "-" + tag,
+		Capacity: 10_000, Args: args}
+	os.Remove(filepath.Join(cfg.ShmDir, cfg.StateName))
+	pd := filepath.Join(cfg.Dir, "plugins-dir")
+	if err := os.MkdirAll(pd, 0o700); err != nil {
+		return cfg, err
+	}
+	for _, k := range []string{"coin1", "shop", "profile"} {
+		if err := hostproc.Install(e.so[k], pd); err != nil {
+			return cfg, err
+		}
+	}
+	if withV2 {
+		if err := hostproc.Install(e.so["coin2"], pd); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+func (e *env) start(cfg hostproc.Config) (*hostproc.Proc, error) {
+	p, err := e.bins.Start(e.ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	return p, nil
+}
+
+// stopAll kills whatever host a scenario left running.
+func (e *env) stopAll() {
+	for _, p := range e.procs {
+		select {
+		case <-p.Done():
+		default:
+			p.Kill()
+		}
+	}
+	e.procs = nil
+}
+
+func (e *env) cleanup(keep bool) {
+	e.stopAll()
+	segs, _ := filepath.Glob(filepath.Join("/dev/shm", e.prefix+"-*"))
+	for _, s := range segs {
+		os.Remove(s)
+	}
+	if keep {
+		fmt.Println("kept", e.dir)
+		return
+	}
+	os.RemoveAll(e.dir)
+}
+
+func (e *env) table() int {
+	failed := 0
+	fmt.Printf("\n%-14s | %-40s | %-4s | %s\n", "scenario", "check", "ok", "figures")
+	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 14), strings.Repeat("-", 40), "----", strings.Repeat("-", 60))
+	for _, r := range e.rows {
+		mark := "PASS"
+		if !r.ok {
+			mark = "FAIL"
+			failed++
+		}
+		fmt.Printf("%-14s | %-40s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
+	}
+	fmt.Printf("\n%d checks, %d failed\n", len(e.rows), failed)
+	if failed > 0 || len(e.rows) == 0 {
+		return 1
+	}
+	return 0
+}
