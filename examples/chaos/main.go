@@ -60,7 +60,7 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 	if !ok {
 		mark = "FAIL"
 	}
-	fmt.Printf("  [%s] %-14s %-40s %s\n", mark, scenario, check, r.figures)
+	fmt.Printf("  [%s] %-16s %-44s %s\n", mark, scenario, check, r.figures)
 }
 
 func main() {
@@ -200,15 +200,15 @@ func (e *env) cleanup(keep bool) {
 
 func (e *env) table() int {
 	failed := 0
-	fmt.Printf("\n%-14s | %-40s | %-4s | %s\n", "scenario", "check", "ok", "figures")
-	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 14), strings.Repeat("-", 40), "----", strings.Repeat("-", 60))
+	fmt.Printf("\n%-16s | %-44s | %-4s | %s\n", "scenario", "check", "ok", "figures")
+	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 16), strings.Repeat("-", 44), "----", strings.Repeat("-", 60))
 	for _, r := range e.rows {
 		mark := "PASS"
 		if !r.ok {
 			mark = "FAIL"
 			failed++
 		}
-		fmt.Printf("%-14s | %-40s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
+		fmt.Printf("%-16s | %-44s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
 	}
 	fmt.Printf("\n%d checks, %d failed\n", len(e.rows), failed)
 	if failed > 0 || len(e.rows) == 0 {

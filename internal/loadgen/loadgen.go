@@ -663,3 +663,17 @@ func (r *Result) Summary() string {
 
 // us rounds a latency for display.
 func us(d time.Duration) time.Duration { return d.Round(time.Microsecond) }
+
+// Ledger copies every known player's acknowledged coins. Each value was
+// acknowledged before Ledger returned.
+func (l *Load) Ledger() map[uint64]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := make(map[uint64]int64, len(l.accounts))
+	for id, a := range l.accounts {
+		if a.Known {
+			m[id] = a.Coins
+		}
+	}
+	return m
+}
