@@ -45,11 +45,6 @@ type Host[T, C any] struct {
 	stop     chan struct{}
 	stopWhy  atomic.Value // string
 
-	snapMu   sync.Mutex
-	lastSnap state.SnapshotInfo
-	snapAt   time.Time
-	snapErr  error
-
 	clientAddr, adminAddr net.Addr
 	ready                 chan struct{}
 }
@@ -101,7 +96,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	}
 	h.store, h.opened, err = state.Open[T](state.Options{
 		Name: o.StateName, ShmDir: o.ShmDir, Capacity: o.Capacity, SnapshotDir: filepath.Join(o.DataDir, "snapshots"),
-		KeepSnapshots: o.KeepSnapshots, Logger: h.log,
+		KeepSnapshots: o.KeepSnapshots, SnapshotEvery: o.SnapshotEvery, Logger: h.log,
 	})
 	if err != nil {
 		return fmt.Errorf("host: open state: %w", err)
@@ -251,22 +246,17 @@ func (h *Host[T, C]) onLoaderEvent(e loader.Event) {
 	h.metrics.events.WithLabelValues(kind).Inc()
 }
 
-// background runs the config poll and the periodic snapshots.
+// background polls the config directory. (Periodic snapshots are the
+// state store's: Options.SnapshotEvery.)
 func (h *Host[T, C]) background(ctx context.Context) {
 	poll := time.NewTicker(h.opts.Poll)
 	defer poll.Stop()
-	snap := time.NewTicker(h.opts.SnapshotEvery)
-	defer snap.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
 			h.reloadConfig()
-		case <-snap.C:
-			if _, err := h.snapshot(); err != nil {
-				h.log.Error("periodic snapshot failed; serving continues", "err", err)
-			}
 		}
 	}
 }
@@ -301,25 +291,19 @@ func (h *Host[T, C]) Reload(ctx context.Context) (map[string]any, error) {
 	return out, nil
 }
 
-func (h *Host[T, C]) snapshot() (state.SnapshotInfo, error) {
-	info, err := h.store.Snapshot()
-	h.snapMu.Lock()
-	defer h.snapMu.Unlock()
-	if err != nil {
-		h.snapErr = err
-		return info, err
-	}
-	h.lastSnap, h.snapAt, h.snapErr = info, time.Now(), nil
-	return info, nil
-}
+func (h *Host[T, C]) snapshot() (state.SnapshotInfo, error) { return h.store.Snapshot() }
 
+// snapshotAge is the age of the newest snapshot's contents: the most a
+// reboot would lose now. -1 before the first snapshot.
 func (h *Host[T, C]) snapshotAge() float64 {
-	h.snapMu.Lock()
-	defer h.snapMu.Unlock()
-	if h.snapAt.IsZero() {
+	if h.store == nil {
 		return -1
 	}
-	return time.Since(h.snapAt).Seconds()
+	info, _, _ := h.store.LastSnapshot()
+	if info.Created.IsZero() {
+		return -1
+	}
+	return time.Since(info.Created).Seconds()
 }
 
 func (h *Host[T, C]) activeOf(module string) string { return h.loader.Current().Modules()[module] }

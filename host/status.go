@@ -74,12 +74,11 @@ func (h *Host[T, C]) Status() Status {
 	h.connMu.Lock()
 	conns := len(h.conns)
 	h.connMu.Unlock()
-	h.snapMu.Lock()
-	snap := SnapshotStatus{Every: h.opts.SnapshotEvery.String(), Last: h.snapAt, Path: h.lastSnap.Path, Players: h.lastSnap.Players}
-	if h.snapErr != nil {
-		snap.Error = h.snapErr.Error()
+	info, at, serr := h.store.LastSnapshot()
+	snap := SnapshotStatus{Every: h.opts.SnapshotEvery.String(), Last: at, Path: info.Path, Players: info.Players}
+	if serr != nil {
+		snap.Error = serr.Error()
 	}
-	h.snapMu.Unlock()
 	st := Status{
 		PID: os.Getpid(), Started: h.started, Uptime: time.Since(h.started).Round(time.Second).String(),
 		Draining: h.draining.Load(), Clients: h.clientAddr.String(), Lanes: len(h.lanes), Connections: conns,
