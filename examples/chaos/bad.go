@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,12 +18,12 @@ import (
 
 // badPlugin is one file of the bad-plugin storm.
 type badPlugin struct {
-	what    string // what is wrong with it
-	version string
-	tmpl    string // loader/testdata/plugins/<tmpl>, or "coin" for the game's coin v2 source
-	noTrim  bool   // build without -trimpath (the host has it)
-	mangle  string // "garbage", "truncate", "badsum": done to the built file
-	file    string // the .so to drop in
+	what     string // what is wrong with it
+	version  string
+	tmpl     string // loader/testdata/plugins/<tmpl>, or "coin" for the game's coin v2 source
+	flipTrim bool   // build with the opposite of the host's -trimpath
+	mangle   string // "garbage", "truncate", "badsum": done to the built file
+	file     string // the .so to drop in
 }
 
 func badCorpus() []*badPlugin {
@@ -33,7 +34,7 @@ func badCorpus() []*badPlugin {
 		{what: "no descriptor", version: "9.0.4", tmpl: "nodesc"},
 		{what: "descriptor of the wrong type", version: "9.0.5", tmpl: "wrongtype"},
 		{what: "ABI range excludes the host", version: "9.0.6", tmpl: "abirange"},
-		{what: "built without -trimpath", version: "9.0.8", tmpl: "coin", noTrim: true},
+		{what: "-trimpath unlike the host's", version: "9.0.8", tmpl: "coin", flipTrim: true},
 		{what: "init panics", version: "9.0.9", tmpl: "initpanic"},
 		{what: "init calls os.Exit", version: "9.0.10", tmpl: "initexit"},
 		{what: "init hangs", version: "9.0.11", tmpl: "inithang"},
@@ -83,12 +84,19 @@ func (e *env) buildOne(gen, out string, p *badPlugin) error {
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
 	}
-	if p.tmpl == "coin" {
+	if p.tmpl == "coin" || p.tmpl == "coinpanic" {
 		b, err := os.ReadFile(filepath.Join(e.bins.Root, "plugins", "coin", "v2", "main.go"))
 		if err != nil {
 			return err
 		}
 		s := strings.Replace(string(b), `Version: "2.0.0"`, `Version: "`+p.version+`"`, 1)
+		if p.tmpl == "coinpanic" {
+			s = strings.Replace(s, "func work(c *abi.Call) error {", "func work(c *abi.Call) error {\n\tif c != nil {\n\t\tpanic(\"chaos: work always panics\")\n\t}", 1)
+			s = strings.Replace(s, "SelfTest: selfTest,", "", 1)
+			if !strings.Contains(s, "always panics") || strings.Contains(s, "SelfTest: selfTest") {
+				return fmt.Errorf("coin v2 source changed: cannot make the panicking version")
+			}
+		}
 		if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(s), 0o644); err != nil {
 			return err
 		}
@@ -110,8 +118,18 @@ func (e *env) buildOne(gen, out string, p *badPlugin) error {
 	cmd := exec.CommandContext(e.ctx, e.bins.Hhbuild, args...)
 	cmd.Dir = e.bins.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if p.noTrim {
-		cmd.Env = append(cmd.Env, "GOFLAGS=")
+	if p.flipTrim {
+		bi, err := buildinfo.ReadFile(e.bins.Hothost)
+		if err != nil {
+			return err
+		}
+		flags := "-trimpath"
+		for _, s := range bi.Settings {
+			if s.Key == "-trimpath" && s.Value == "true" {
+				flags = ""
+			}
+		}
+		cmd.Env = append(cmd.Env, "GOFLAGS="+flags)
 	} else {
 		cmd.Args = append(cmd.Args, "-like", e.bins.Hothost)
 	}
@@ -168,7 +186,11 @@ func (e *env) mangle(out string, p *badPlugin) error {
 // plugin whose handler always panics.
 func (e *env) badStorm() error {
 	ps := badCorpus()
-	panicky := &badPlugin{what: "handler always panics", version: "9.1.0", tmpl: "panicky"}
+	// The game's coin v2 whose work always panics (and no self-test, which
+	// would catch it): it keeps every message of coin, so only the panics
+	// can fail a request. (The loader corpus's panicky drops `balance`:
+	// its requests would fail as unknown, which is not what is tested.)
+	panicky := &badPlugin{what: "handler always panics", version: "9.1.0", tmpl: "coinpanic"}
 	t0 := time.Now()
 	if err := e.buildBad(append(ps, panicky)); err != nil {
 		return err
