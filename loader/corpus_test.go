@@ -26,7 +26,7 @@ type bad struct {
 }
 
 // TestBadCorpus drops a corpus of bad plugins next to a good, signed coin
-// 1.0.0 on a loader that requires signatures. Every bad file has a higher
+// 3.0.0 on a loader that requires signatures. Every bad file has a higher
 // version than the good one, so if any were let through it would become
 // active. Each must be rejected with its own sentinel and reason, while
 // 8 goroutines keep calling the good version without a single failure.
@@ -49,7 +49,7 @@ func TestBadCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	good := spec{tmpl: "coin", name: "coin", version: "1.0.0", key: keyFile}
+	good := spec{tmpl: "coin", name: "coin", version: "3.0.0", key: keyFile}
 	signed := func(tmpl, v string) spec {
 		return spec{tmpl: tmpl, name: "coin", version: v, key: keyFile, noVet: true}
 	}
@@ -87,11 +87,11 @@ func TestBadCorpus(t *testing.T) {
 		ProbationWindow: time.Hour, ProbationPanics: 3,
 		OnEvent: func(e loader.Event) { evMu.Lock(); events = append(events, e); evMu.Unlock() }})
 	dir := l.Dir()
-	install(t, dir, byVersion["1.0.0"])
+	install(t, dir, byVersion["3.0.0"])
 	if err := poll(t, l); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Current().Modules()["coin"]; got != "1.0.0" {
+	if got := l.Current().Modules()["coin"]; got != "3.0.0" {
 		t.Fatalf("good coin not active: %q", got)
 	}
 
@@ -139,7 +139,7 @@ func TestBadCorpus(t *testing.T) {
 			rand.Read(junk)
 			writeWithSidecars(t, dir, base, junk, key)
 		case "9.0.2":
-			b, err := os.ReadFile(byVersion["1.0.0"])
+			b, err := os.ReadFile(byVersion["3.0.0"])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,8 +180,8 @@ func TestBadCorpus(t *testing.T) {
 			t.Logf("%-30s %s", c.what+":", vi.Reason)
 		}
 	}
-	if got := l.Current().Modules()["coin"]; got != "1.0.0" {
-		t.Fatalf("after the corpus coin is %q, want 1.0.0", got)
+	if got := l.Current().Modules()["coin"]; got != "3.0.0" {
+		t.Fatalf("after the corpus coin is %q, want 3.0.0", got)
 	}
 	// Rejected files are not looked at again (no new history lines).
 	n := len(l.Versions())
@@ -217,8 +217,8 @@ func TestBadCorpus(t *testing.T) {
 			t.Fatalf("call %d: err %v, want a PanicError from 9.1.0", i, err)
 		}
 	}
-	if got := l.Current().Modules()["coin"]; got != "1.0.0" {
-		t.Fatalf("after 3 panics coin is %q, want 1.0.0 restored", got)
+	if got := l.Current().Modules()["coin"]; got != "3.0.0" {
+		t.Fatalf("after 3 panics coin is %q, want 3.0.0 restored", got)
 	}
 	vi, _ := info(l, "coin", "9.1.0")
 	if vi.State != loader.StateBad || vi.Panics != 3 || !strings.Contains(vi.Reason, "3 panics") {
@@ -240,7 +240,7 @@ func TestBadCorpus(t *testing.T) {
 	if err := l.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.Current().Modules()["coin"]; got != "1.0.0" {
+	if got := l.Current().Modules()["coin"]; got != "3.0.0" {
 		t.Fatalf("a poll after probation made coin %q", got)
 	}
 }

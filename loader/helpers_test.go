@@ -80,7 +80,11 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// spec is one plugin build.
+// spec is one plugin build. All tests share one process, and Go loads a
+// plugin path only once per process, so each test uses its own versions:
+// swap coin 1.0.0/2.0.0; corpus coin 3.0.0 and 9.x; half-written coin 5.0.0
+// and shop 1.0.0; pin coin 6.x, shop and thief 6.0.0; benchmarks bench
+// 1.0.0 and coin 100.0.x.
 type spec struct {
 	tmpl, name, version string
 	key                 string   // private key file, or ""
@@ -132,7 +136,9 @@ func buildOne(s spec) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(outDir, fmt.Sprintf("%s_%s_%s", s.tmpl, s.version, strings.Join(s.flip, "")))
+	// Every spec builds into its own folder. Two specs of one template and
+	// version would have one plugin path: the tests never load both.
+	out := filepath.Join(outDir, fmt.Sprintf("%s_%s_%s_%t", s.tmpl, s.version, strings.Join(s.flip, ""), s.key != ""))
 	args := []string{"-src", src, "-name", s.name, "-version", s.version, "-out", out}
 	if s.key != "" {
 		args = append(args, "-key", s.key)
