@@ -102,7 +102,7 @@ func (s *Store[T]) putConverted(stored []byte, p *plan) error {
 	if err := s.idx.insert(id, uint32(h.Index())); err != nil {
 		return err
 	}
-	s.locks[h.Index()].set(false)
+	s.locks[h.Index()].revive()
 	return nil
 }
 

@@ -15,16 +15,18 @@
 //	Update(id, fn):  lane lock (hash(id) % lanes)  -> copy the committed value
 //	                 into the lane's scratch T -> fn(&scratch) (errors and
 //	                 panics drop the scratch) -> copy the old record into the
-//	                 lane's undo slot -> journal active -> write the record
-//	                 (under the slot's in-process write lock) -> journal idle
+//	                 lane's undo slot -> journal active -> Seq odd -> write
+//	                 the record -> Seq even -> journal idle
 //
 // A crash at any instant leaves either an idle journal (the record is
 // whole, old or new) or an active one whose undo copy is restored on the
 // next Open. Every acknowledged Update (one that returned nil) is therefore
 // present after kill -9, and no reader ever sees half of one: Get, Each,
-// Describe and Snapshot copy a record under the slot's read lock, which
-// waits only for a writer of the same player, and only while it copies
-// bytes (never while fn runs).
+// Describe and Snapshot copy a record as a sequence-lock read (keep the
+// copy only if Seq was even and did not change), so they take no lock,
+// never block a commit, and retry only while a writer of the same player
+// copies bytes (never while fn runs). The lane mutex is the only lock an
+// Update takes.
 //
 // # What it must never do
 //

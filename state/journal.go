@@ -112,7 +112,7 @@ type lane[T any] struct {
 	mu sync.Mutex
 	// scratch is a whole record, not just a T, so that the checksum of the
 	// new value (ID, Val and zero padding, contiguous) is computed here,
-	// before the slot lock, without copying or allocating.
+	// before the record is touched, without copying or allocating.
 	scratch record[T]
 	active  *uint64    // in the segment
 	undo    *record[T] // in the segment

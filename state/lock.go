@@ -5,75 +5,45 @@ import (
 	"sync/atomic"
 )
 
-// slotLock is a per-slot reader/writer lock word kept in process memory,
-// not in the segment: it means nothing to the next process (a lock held by
-// a killed owner must not survive it), so it never needs resetting and
-// costs shared memory nothing.
+// How readers never see half a commit, with writers that take no lock but
+// their lane's mutex.
 //
-// It is only ever held while bytes are copied (a reader copying a record
-// out, a writer copying a committed value in), never while a callback
-// runs, so spinning is the right wait. Writers of one slot are already
-// serialized by their lane's mutex; the writer bit only keeps readers out.
+// A record's Seq word is a sequence lock: commit makes it odd, writes the
+// value and Sum, and makes it even again (seqBegin, seqEnd), all while
+// holding the lane mutex, so each slot has one writer at a time. A reader
+// (Store.read) loads Seq, copies the record if Seq was even, and keeps the
+// copy only if Seq is unchanged after it; otherwise it retries. Readers
+// write nothing and wait for nothing but a commit's own copy, never for a
+// callback.
 //
-// The dead bit marks a slot that holds no committed player (free, being
-// created, being deleted): readers refuse it instead of copying bytes that
-// shmpool may be clearing.
-type slotLock struct{ w atomic.Uint32 }
+// Create and delete change more than the value (the slot goes from free
+// to a player and back, and shmpool clears it on reuse, Seq included), so
+// each slot also has a slotGen word in process memory: even while the slot
+// holds a committed player, odd while it is free, being created or being
+// deleted, and one higher at every change. A reader checks it before and
+// after its copy too: a slot deleted and reused for another player while
+// it copied can never pass for the one it started with.
+//
+// slotGen lives in process memory, not in the segment: it means nothing
+// to the next process, so it is never persisted or reset.
+type slotGen struct{ w atomic.Uint32 }
 
-const (
-	lockWriter  = 1 << 31
-	lockDead    = 1 << 30
-	lockReaders = lockDead - 1
-)
-
-// rlock takes the read lock, or returns false if the slot is dead.
-func (l *slotLock) rlock() bool {
-	for spin := 0; ; spin++ {
-		v := l.w.Load()
-		if v&lockDead != 0 {
-			return false
-		}
-		if v&lockWriter == 0 && l.w.CompareAndSwap(v, v+1) {
-			return true
-		}
-		backoff(spin)
-	}
+// load returns the generation and whether the slot holds a player.
+func (g *slotGen) load() (uint32, bool) {
+	v := g.w.Load()
+	return v, v&1 == 0
 }
 
-func (l *slotLock) runlock() { l.w.Add(^uint32(0)) }
+// kill marks the slot dead before it is freed. Only the holder of the
+// player's lane changes a live slot, and a slot is reused only after
+// shmpool's mutex ordered its Free before the next Alloc, so a load and a
+// store (not a compare-and-swap) are enough.
+func (g *slotGen) kill() { g.w.Store(g.w.Load() | 1) }
 
-// lock takes the write lock: it shuts new readers out, then waits for the
-// readers inside to finish their copies.
-func (l *slotLock) lock() {
-	for spin := 0; ; spin++ {
-		v := l.w.Load()
-		if v&lockWriter == 0 && l.w.CompareAndSwap(v, v|lockWriter) {
-			break
-		}
-		backoff(spin)
-	}
-	for spin := 0; l.w.Load()&lockReaders != 0; spin++ {
-		backoff(spin)
-	}
-}
+// revive makes a dead slot live with a new generation.
+func (g *slotGen) revive() { g.w.Store(g.w.Load() | 1 + 1) }
 
-func (l *slotLock) unlock() { l.w.Add(^uint32(lockWriter - 1)) }
-
-// kill marks the slot dead; the caller holds the write lock, which kill
-// releases.
-func (l *slotLock) kill() { l.w.Store(lockDead) }
-
-// set makes the slot live (false) or dead (true) when nobody else can use
-// it: on open, and for a slot being created.
-func (l *slotLock) set(dead bool) {
-	if dead {
-		l.w.Store(lockDead)
-	} else {
-		l.w.Store(0)
-	}
-}
-
-// backoff spins briefly, then yields: the holder copies a few hundred
+// backoff spins briefly, then yields: the writer copies a few hundred
 // bytes, unless it was preempted in the middle.
 func backoff(spin int) {
 	if spin > 16 {

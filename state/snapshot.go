@@ -61,8 +61,8 @@ type SnapshotInfo struct {
 }
 
 // Snapshot writes every player to a new file in Options.SnapshotDir
-// without stopping updates: each record is copied under its slot's read
-// lock, so each player is consistent (whole, committed), while different
+// without stopping updates: each record is copied with a sequence-lock
+// read (it never blocks a commit), so each player is consistent (whole, committed), while different
 // players may be from slightly different instants. The file is written
 // under a temporary name, fsynced, renamed into place and the directory
 // fsynced; then all but the newest Options.KeepSnapshots are removed.
@@ -113,21 +113,13 @@ func (s *Store[T]) writeSnapshot(created time.Time) (info SnapshotInfo, err erro
 	w := bufio.NewWriterSize(f, 1<<20)
 	w.Write(hdr)
 	count := uint64(0)
-	buf := make([]byte, s.recSize)
+	rec := new(record[T])
+	buf := recordBytes(rec)
 	for i := range s.locks {
-		l := &s.locks[i]
-		if !l.rlock() {
+		if !s.read(i, rec) {
 			continue
 		}
-		_, rec, ok := s.pool.Lookup(i)
-		if ok {
-			copy(buf, recordBytes(rec))
-		}
-		l.runlock()
-		if !ok {
-			continue
-		}
-		ne.PutUint32(buf, 0) // Seq: see the format
+		rec.Seq = 0 // see the format
 		if _, err := w.Write(buf); err != nil {
 			return info, err
 		}

@@ -94,7 +94,7 @@ type Store[T any] struct {
 	aux     []byte
 	geom    auxGeom
 	lanes   []lane[T]
-	locks   []slotLock
+	locks   []slotGen // per slot: see lock.go
 	idx     index
 	recSize uintptr
 
@@ -245,7 +245,7 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 	for i := range s.lanes {
 		s.lanes[i].active, s.lanes[i].undo = laneEntry[T](s.aux, g, i)
 	}
-	s.locks = make([]slotLock, p.Cap())
+	s.locks = make([]slotGen, p.Cap())
 	s.idx.tab = indexTable(s.aux, g)
 	s.idx.idOf = s.idOf
 	return s, nil
@@ -254,8 +254,9 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 // initLocks marks free slots dead so readers never copy them.
 func (s *Store[T]) initLocks() {
 	for i := range s.locks {
-		_, _, live := s.pool.Lookup(i)
-		s.locks[i].set(!live)
+		if _, _, live := s.pool.Lookup(i); !live {
+			s.locks[i].kill()
+		}
 	}
 }
 
@@ -303,7 +304,7 @@ func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
 		atomic.StoreUint64(ln.active, 0)
 		return false, err
 	}
-	s.locks[slot].set(false)
+	s.locks[slot].revive()
 	atomic.StoreUint64(ln.active, 0)
 	return true, nil
 }
@@ -333,7 +334,7 @@ func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
 		return fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
 	}
 	// Only this lane writes rec, and readers only read: copying it
-	// without the slot lock is safe.
+	// without a seqlock check is safe.
 	ln.scratch.ID = id
 	ln.scratch.Val = rec.Val
 	if err := call(id, fn, &ln.scratch.Val); err != nil {
@@ -356,63 +357,73 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 // argument: (1) save the old record in the lane's undo slot, (2) publish
 // the journal entry, (3) write the record, (4) retire the entry. A crash
 // before (2) leaves the old record untouched; between (2) and (4) recovery
-// copies the saved record back; after (4) the new record is whole. The
-// atomic stores order (1) before (2) and (3) before (4) for the CPU and
-// the compiler; a killed process leaves a prefix of its stores in shared
-// memory, never a reordering of them.
+// copies the saved record back; after (4) the new record is whole. Inside
+// (3), Seq is odd while the bytes change, so readers retry instead of
+// copying half a commit (lock.go). A killed process leaves a prefix of its
+// stores in shared memory, never a reordering of them; order_amd64.go says
+// why plain stores keep that order, and why they are not atomics.
+//
+// The lane mutex is the only lock a commit takes: each slot has one
+// writer (its player's lane), and readers take nothing.
 func (s *Store[T]) commit(ln *lane[T], slot uint32, rec *record[T]) {
 	sum := recordSum(recordBytes(&ln.scratch))
 	*ln.undo = *rec
-	atomic.StoreUint64(ln.active, journalUpdate<<32|uint64(slot))
-	l := &s.locks[slot]
-	l.lock()
-	// Seq goes up by two in one plain store: the undo record, not an odd
-	// sequence word, is what makes a half-written record recoverable, and
-	// two more locked stores would cost about 15 ns per commit. An odd
-	// Seq therefore never comes from this package: recovery treats it as
-	// corruption.
-	rec.Seq += 2
+	journalStore(ln.active, journalUpdate<<32|uint64(slot))
+	q := seqBegin(&rec.Seq)
 	rec.Val = ln.scratch.Val
 	rec.Sum = sum
-	l.unlock()
-	atomic.StoreUint64(ln.active, 0)
+	seqEnd(&rec.Seq, q)
+	journalStore(ln.active, 0)
 }
 
 // Get returns a copy of player id's committed value: never half of an
 // update. It waits only for a writer of the same player, and only while
 // that writer copies bytes.
 func (s *Store[T]) Get(id uint64) (T, error) {
-	var v T
 	if s.closed.Load() {
+		var v T
 		return v, ErrClosed
 	}
-	rec, unlock, ok := s.rlock(id)
-	if !ok {
-		return v, fmt.Errorf("%w: player %d", ErrNotFound, id)
+	var r record[T]
+	if !s.readID(id, &r) {
+		return r.Val, fmt.Errorf("%w: player %d", ErrNotFound, id)
 	}
-	v = rec.Val
-	unlock.runlock()
-	return v, nil
+	return r.Val, nil
 }
 
-// rlock finds id's record and read-locks it. It fails if the player does
-// not exist, or stopped existing between the index lookup and the lock
-// (then the slot is dead, or already holds another id).
-func (s *Store[T]) rlock(id uint64) (*record[T], *slotLock, bool) {
+// readID copies id's committed record into out. It fails if the player
+// does not exist, or stopped existing between the index lookup and the
+// copy (then the slot is dead, or already holds another id).
+func (s *Store[T]) readID(id uint64, out *record[T]) bool {
 	slot, ok := s.idx.find(id)
+	return ok && s.read(int(slot), out) && out.ID == id
+}
+
+// read copies the committed record in slot into out, if the slot holds a
+// player: a sequence-lock read (lock.go). The copy may race with a commit
+// or with shmpool reusing the slot; it is kept only if neither the record's
+// Seq nor the slot's generation moved while it was taken. (The race
+// detector does not see the segment's bytes, which are outside Go's heap;
+// the words that order them are checked above.)
+func (s *Store[T]) read(slot int, out *record[T]) bool {
+	_, rec, ok := s.pool.Lookup(slot)
 	if !ok {
-		return nil, nil, false
+		return false
 	}
-	l := &s.locks[slot]
-	if !l.rlock() {
-		return nil, nil, false
+	g := &s.locks[slot]
+	for spin := 0; ; spin++ {
+		gen, live := g.load()
+		if !live {
+			return false
+		}
+		if q := atomic.LoadUint32(&rec.Seq); q&1 == 0 {
+			*out = *rec
+			if seqRecheck(&rec.Seq) == q && g.w.Load() == gen {
+				return true
+			}
+		}
+		backoff(spin)
 	}
-	_, rec, ok := s.pool.Lookup(int(slot))
-	if !ok || rec.ID != id {
-		l.runlock()
-		return nil, nil, false
-	}
-	return rec, l, true
 }
 
 // Delete removes player id. A Delete cut short by a crash either happened
@@ -432,12 +443,11 @@ func (s *Store[T]) Delete(id uint64) error {
 	if !ok {
 		return fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
 	}
-	// Dead first, so no reader copies the slot once shmpool may clear it;
-	// then out of the index; then free. A crash before Free leaves the
-	// record live, and recovery's index rebuild brings the player back.
-	l := &s.locks[slot]
-	l.lock()
-	l.kill()
+	// Dead first, so that a reader copying the slot while shmpool clears
+	// or reuses it throws its copy away; then out of the index; then free.
+	// A crash before Free leaves the record live, and recovery's index
+	// rebuild brings the player back.
+	s.locks[slot].kill()
 	s.idx.remove(id, slot)
 	if err := s.pool.Free(h); err != nil {
 		return fmt.Errorf("state: delete player %d: %w", id, err)
@@ -463,21 +473,12 @@ func (s *Store[T]) Each(fn func(id uint64, v *T) bool) {
 	if s.closed.Load() {
 		return
 	}
-	var v T
+	var r record[T]
 	for i := range s.locks {
-		l := &s.locks[i]
-		if !l.rlock() {
+		if !s.read(i, &r) {
 			continue
 		}
-		_, rec, ok := s.pool.Lookup(i)
-		if !ok {
-			l.runlock()
-			continue
-		}
-		id := rec.ID
-		v = rec.Val
-		l.runlock()
-		if !fn(id, &v) {
+		if !fn(r.ID, &r.Val) {
 			return
 		}
 	}
@@ -492,12 +493,11 @@ func (s *Store[T]) Describe(id uint64) (map[string]any, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	rec, l, ok := s.rlock(id)
-	if !ok {
+	var r record[T]
+	if !s.readID(id, &r) {
 		return nil, fmt.Errorf("%w: player %d", ErrNotFound, id)
 	}
-	b := append([]byte(nil), recordBytes(rec)[recHeader:recHeader+unsafe.Sizeof(rec.Val)]...)
-	l.runlock()
+	b := recordBytes(&r)[recHeader : recHeader+unsafe.Sizeof(r.Val)]
 	v := decodeValue(&s.layout.Type, b, 0, true)
 	m, ok := v.(map[string]any)
 	if !ok { // T is not a struct: still give the admin API a map
