@@ -559,7 +559,7 @@ const methodText = `
   versioned table (one atomic load, an index, the call with panic recovery) vs the same function
   compiled into the test binary and called directly.
 - **transaction vs in place**: state BenchmarkUpdate: copy the 256-byte record out, run the
-  function, commit crash-atomically (sequence word, checksum, A/B copy) vs the function on a value in place.
+  function, commit it crash-atomically (the state package's journal and checksums) vs the function on a value in place.
 - **attach / recovery vs snapshot reload**: shmpool BenchmarkAttach1M (open, validate, rebuild the
   free structure of 1,000,000 x 256 B) vs os.ReadFile of the same bytes; state BenchmarkRecovery1M
   (every record checked after a crash) vs BenchmarkSnapshot1M restore; and end to end, the host's own

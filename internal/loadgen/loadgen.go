@@ -273,14 +273,6 @@ func (l *Load) result() *Result {
 	return r
 }
 
-func (l *Load) violate(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.violations) < 100 {
-		l.violations = append(l.violations, fmt.Sprintf(format, args...))
-	}
-}
-
 func (l *Load) pick(rng *rand.Rand) string {
 	total := 0
 	for _, w := range l.cfg.Mix {
