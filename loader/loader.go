@@ -212,17 +212,26 @@ func (l *Loader) Poll(ctx context.Context) error {
 	}
 	var ready []candidate
 	var errs []error
+	present := make(map[string]bool, len(ents))
 	for _, e := range ents {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".so") || strings.HasPrefix(name, ".") {
 			continue
 		}
+		present[filepath.Join(l.opts.Dir, name)] = true
 		c, ok, err := l.scan(filepath.Join(l.opts.Dir, name))
 		if err != nil {
 			errs = append(errs, err)
 		}
 		if ok {
 			ready = append(ready, c)
+		}
+	}
+	// Forget files that went away before any of their code ran; a path that
+	// reached preflight stays remembered, so it is never opened again.
+	for path, rec := range l.files {
+		if !present[path] && !rec.final {
+			delete(l.files, path)
 		}
 	}
 	// Oldest first, so that of several new versions the newest ends active.
