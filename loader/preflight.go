@@ -159,8 +159,16 @@ func execPreflight(ctx context.Context, path string) (*PreflightReport, error) {
 		return nil, fmt.Errorf("%w: no report within %v, child killed (an init that never returns?)%s",
 			ErrPreflight, time.Since(start).Round(time.Millisecond), stderr.summary())
 	}
-	r.Close() // a grandchild could hold the write end; don't wait for it
-	b := <-got
+	// The child has exited, so the report is in the pipe or never will be.
+	// Read to EOF; only a grandchild holding the write end could delay EOF,
+	// and for that case alone give up after a second.
+	var b []byte
+	select {
+	case b = <-got:
+	case <-time.After(time.Second):
+		r.Close()
+		b = <-got
+	}
 	var rep PreflightReport
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("%w: child ended (%v) before reporting (an init that panics or calls os.Exit?)%s",
