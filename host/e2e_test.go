@@ -25,45 +25,50 @@ var (
 	staging string // built plugins: coin 1 and 2, shop, profile
 )
 
+// setup builds the binaries and plugins once, on first use: fuzz workers
+// and unit-test-only runs of this binary never pay for it.
+var setup = sync.OnceValue(func() error {
+	dir, err := os.MkdirTemp("", "hothost-e2e-")
+	if err != nil {
+		return err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	if bins, err = hostproc.Build(filepath.Join(dir, "bin")); err != nil {
+		return err
+	}
+	staging = filepath.Join(dir, "staging")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for _, p := range [][3]string{{"plugins/coin/v1", "coin", "1.0.0"}, {"plugins/coin/v2", "coin", "2.0.0"},
+		{"plugins/shop", "shop", "1.0.0"}, {"plugins/profile", "profile", "1.0.0"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := bins.Plugin(p[0], p[1], p[2], staging); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs // nil when the channel is empty
+})
+
+var cleanup = func() {}
+
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "hothost-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if bins, err = hostproc.Build(filepath.Join(dir, "bin")); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		staging = filepath.Join(dir, "staging")
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for _, p := range [][3]string{{"plugins/coin/v1", "coin", "1.0.0"}, {"plugins/coin/v2", "coin", "2.0.0"},
-			{"plugins/shop", "shop", "1.0.0"}, {"plugins/profile", "profile", "1.0.0"}} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := bins.Plugin(p[0], p[1], p[2], staging); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return m.Run()
-	}())
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }
 
 // startHost starts a host in a fresh work directory with coin 1, shop and
 // profile installed, and stops it (SIGKILL if still running) at cleanup.
 func startHost(t *testing.T, args ...string) (*hostproc.Proc, hostproc.Config) {
 	t.Helper()
+	if err := setup(); err != nil {
+		t.Fatalf("build binaries and plugins: %v", err)
+	}
 	dir := t.TempDir()
 	shm := filepath.Join("/dev/shm", fmt.Sprintf("hothost-e2e-%d-%s", os.Getpid(), t.Name()))
 	if err := os.MkdirAll(shm, 0o700); err != nil {

@@ -44,6 +44,13 @@ func main() {
 	flag.DurationVar(&o.Poll, "poll", 0, "plugin and config poll interval (default 500ms)")
 	flag.DurationVar(&o.SnapshotEvery, "snapshot-every", 0, "snapshot interval: the most a reboot can lose (default 30s)")
 	flag.IntVar(&o.Lanes, "lanes", 0, "dispatch lanes (default 64)")
+	flag.IntVar(&o.Mailbox, "mailbox", 0, "requests queued per lane before clients get `err busy` (default 256)")
+	flag.IntVar(&o.MaxConns, "max-conns", 0, "concurrent client connections (default 10000)")
+	flag.IntVar(&o.MaxFrame, "max-frame", 0, "bytes per client frame (default 1024)")
+	flag.IntVar(&o.MaxBadFrames, "max-bad-frames", 0, "bad frames before a client is disconnected (default 5)")
+	flag.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "close client connections idle this long (default 5m)")
+	flag.DurationVar(&o.Probation, "probation", 0, "window after a version's activation in which its panics roll it back (default 30s)")
+	flag.IntVar(&o.ProbationPanics, "probation-panics", 0, "panics within the probation window that roll a version back (default 3)")
 	debug := flag.Bool("debug", false, "debug logging")
 	flag.Parse()
 
