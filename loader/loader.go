@@ -43,6 +43,43 @@ type Options struct {
 	Logger *slog.Logger
 	// OnEvent, when set, is called for every event, never with a lock held.
 	OnEvent func(Event)
+	// Static modules are linked into the binary: they start active (file
+	// "static:<name>") and a newer plugin version takes over as usual. Those
+	// given to RegisterStatic are added to every Loader.
+	Static []*abi.Module
+}
+
+var (
+	staticMu sync.Mutex
+	statics  []*abi.Module
+)
+
+// RegisterStatic adds a module linked into the binary to every Loader
+// created afterwards (call it from an init, before New). It checks the
+// descriptor like a plugin's: name, semver, ABI constraint, handlers.
+func RegisterStatic(m *abi.Module) error {
+	if _, err := staticName(m); err != nil {
+		return err
+	}
+	staticMu.Lock()
+	defer staticMu.Unlock()
+	statics = append(statics, m)
+	return nil
+}
+
+// staticName checks a static module as if it came from <name>-<version>.so.
+func staticName(m *abi.Module) (fileName, error) {
+	if m == nil {
+		return fileName{}, fmt.Errorf("%w: nil module", ErrDescriptor)
+	}
+	fn, err := parseFileName(m.Name + "-" + m.Version + ".so")
+	if err != nil {
+		return fileName{}, err
+	}
+	if _, err := checkModule(m, fn); err != nil {
+		return fileName{}, err
+	}
+	return fn, nil
 }
 
 // State is where a version stands.
@@ -173,6 +210,20 @@ func New(opts Options) (*Loader, error) {
 	l := &Loader{opts: opts, log: opts.Logger.With("component", "loader"), host: host,
 		files: map[string]*fileRec{}, modules: map[string]*moduleState{}, slots: map[string]int{}}
 	l.cur.Store(&Table{index: map[string]int{}, modules: map[string]string{}})
+	staticMu.Lock()
+	all := append(append([]*abi.Module(nil), statics...), opts.Static...)
+	staticMu.Unlock()
+	for _, m := range all {
+		fn, err := staticName(m)
+		if err != nil {
+			return nil, fmt.Errorf("loader: static module: %w", err)
+		}
+		name := "static:" + m.Name + "-" + m.Version
+		if err := l.add(candidate{path: name, base: name, fn: fn}, m); err != nil {
+			return nil, fmt.Errorf("loader: static module: %w", err)
+		}
+	}
+	l.flush()
 	return l, nil
 }
 
