@@ -162,12 +162,3 @@ func (x *index) count() int {
 	}
 	return c
 }
-
-// rebuild empties the table; the caller re-inserts every live record.
-func (x *index) reset() {
-	x.ver.Add(1)
-	defer x.ver.Add(1)
-	for i := range x.tab {
-		atomic.StoreUint32(&x.tab[i], 0)
-	}
-}
