@@ -253,3 +253,32 @@ func TestPinActivateRollback(t *testing.T) {
 		}
 	}
 }
+
+// TestNewerVersionDroppingAMessageWaits: a newer version that no longer
+// handles a message of the active one is loaded on standby, with the reason
+// naming the message, and becomes active only by an explicit Activate.
+func TestNewerVersionDroppingAMessageWaits(t *testing.T) {
+	so := buildAll(t, spec{tmpl: "coin", name: "coin", version: "7.0.0"}, spec{tmpl: "coinlite", name: "coin", version: "7.1.0"})
+	l := newLoader(t, loader.Options{})
+	install(t, l.Dir(), so[0])
+	if err := poll(t, l); err != nil {
+		t.Fatal(err)
+	}
+	install(t, l.Dir(), so[1])
+	if err := poll(t, l); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Current().Modules()["coin"]; got != "7.0.0" {
+		t.Fatalf("coin is %q: a version dropping echo took over by itself", got)
+	}
+	vi, _ := info(l, "coin", "7.1.0")
+	if vi.State != loader.StateStandby || !strings.Contains(vi.Reason, "drops echo") {
+		t.Fatalf("7.1.0: %+v, want standby naming echo", vi)
+	}
+	if err := l.Activate("coin", "7.1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.Current().Lookup("echo"); ok {
+		t.Fatal("echo still handled after activating the version that dropped it")
+	}
+}

@@ -478,6 +478,14 @@ func (l *Loader) add(c candidate, m *abi.Module) error {
 	case ms.pinned != "":
 		v.state, v.reason = StateStandby, "module pinned to "+ms.pinned
 		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
+	case ms.active != nil && v.sem.GreaterThan(ms.active.sem) && len(dropped(ms.active.mod, m)) > 0:
+		// A newer version that stops handling a message would turn every
+		// such request into `err unknown` the moment it became active
+		// (invariant 6: a swap never fails a request). It waits for an
+		// operator to accept that with Activate.
+		v.state, v.reason = StateStandby, fmt.Sprintf("not activated automatically: it drops %s, which %s handles; Activate accepts that",
+			strings.Join(dropped(ms.active.mod, m), ", "), ms.active.version)
+		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
 	case ms.active == nil || v.sem.GreaterThan(ms.active.sem):
 		l.activateLocked(ms, v, true, "newest version")
 	default:
@@ -485,6 +493,18 @@ func (l *Loader) add(c candidate, m *abi.Module) error {
 		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
 	}
 	return nil
+}
+
+// dropped lists, sorted, the messages old handles and next does not.
+func dropped(old, next *abi.Module) []string {
+	var out []string
+	for msg := range old.Handlers {
+		if _, ok := next.Handlers[msg]; !ok {
+			out = append(out, msg)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (l *Loader) conflicts(module string, msgs []string) error {
