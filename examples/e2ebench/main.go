@@ -518,7 +518,8 @@ func (b *bench) restarts(players int) error {
 func (b *bench) write(out, gotest, machine string) error {
 	var w strings.Builder
 	fmt.Fprintf(&w, "# hothost benchmarks\n\nWritten by `make bench` (scripts/bench) on %s. Every ratio is against a baseline "+
-		"measured in the same run on the same machine; machines are noisy, so compare ratios, not absolute figures.\n\n",
+		"measured in the same run on the same machine; machines are noisy, so compare ratios, not absolute figures. "+
+		"A ratio is measured / baseline: above 1x ours costs more, below 1x ours is faster (0.02x is 50 times faster).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	if machine != "" {
 		if m, err := os.ReadFile(machine); err == nil {
