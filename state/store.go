@@ -325,13 +325,9 @@ func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
 	ln := s.lane(id)
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
-	slot, ok := s.idx.find(id)
-	if !ok {
-		return fmt.Errorf("%w: player %d", ErrNotFound, id)
-	}
-	_, rec, ok := s.pool.Lookup(int(slot))
-	if !ok {
-		return fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
+	slot, _, rec, err := s.lookupLocked(id)
+	if err != nil {
+		return err
 	}
 	// Only this lane writes rec, and readers only read: copying it
 	// without a seqlock check is safe.
@@ -426,6 +422,19 @@ func (s *Store[T]) read(slot int, out *record[T]) bool {
 	}
 }
 
+// lookupLocked finds player id's slot; the caller holds id's lane.
+func (s *Store[T]) lookupLocked(id uint64) (uint32, shmpool.Handle, *record[T], error) {
+	slot, ok := s.idx.find(id)
+	if !ok {
+		return 0, 0, nil, fmt.Errorf("%w: player %d", ErrNotFound, id)
+	}
+	h, rec, ok := s.pool.Lookup(int(slot))
+	if !ok {
+		return 0, 0, nil, fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
+	}
+	return slot, h, rec, nil
+}
+
 // Delete removes player id. A Delete cut short by a crash either happened
 // or did not; it never leaves half a player.
 func (s *Store[T]) Delete(id uint64) error {
@@ -435,13 +444,9 @@ func (s *Store[T]) Delete(id uint64) error {
 	ln := s.lane(id)
 	ln.mu.Lock()
 	defer ln.mu.Unlock()
-	slot, ok := s.idx.find(id)
-	if !ok {
-		return fmt.Errorf("%w: player %d", ErrNotFound, id)
-	}
-	h, _, ok := s.pool.Lookup(int(slot))
-	if !ok {
-		return fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
+	slot, h, _, err := s.lookupLocked(id)
+	if err != nil {
+		return err
 	}
 	// Dead first, so that a reader copying the slot while shmpool clears
 	// or reuses it throws its copy away; then out of the index; then free.
