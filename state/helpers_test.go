@@ -68,7 +68,11 @@ func (p *Player) consistent(id uint64) string {
 func shmDir(t testing.TB) string {
 	t.Helper()
 	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())
-	d := fmt.Sprintf("/dev/shm/hothost-test-%d-%s", os.Getpid(), name)
+	root := "/dev/shm"
+	if r := os.Getenv("HOTHOST_TEST_SHM_ROOT"); r != "" { // e.g. a tmpfs mounted with huge=within_size
+		root = r
+	}
+	d := fmt.Sprintf("%s/hothost-test-%d-%s", root, os.Getpid(), name)
 	os.RemoveAll(d)
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		t.Fatal(err)
