@@ -54,6 +54,7 @@ type bench struct {
 	prefix string
 	dur    time.Duration
 	conns  int
+	cap    int // segment capacity: at least the restart figures' players
 	ratios []ratio
 	notes  []string
 	log    *slog.Logger
@@ -66,7 +67,7 @@ func main() {
 	machine := flag.String("machine", "", "file with the machine description (from scripts/bench)")
 	dur := flag.Duration("duration", 8*time.Second, "length of each load phase")
 	conns := flag.Int("conns", 8, "load connections")
-	players := flag.Int("players", 20_000, "players for the restart figures")
+	players := flag.Int("players", 100_000, "players for the restart figures")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -76,7 +77,7 @@ func main() {
 		log.Error("temp dir", "err", err)
 		os.Exit(1)
 	}
-	b := &bench{ctx: ctx, dir: dir, dur: *dur, conns: *conns, log: log, prefix: fmt.Sprintf("hothost-bench-%d", os.Getpid())}
+	b := &bench{ctx: ctx, dir: dir, dur: *dur, conns: *conns, cap: max(100_000, *players), log: log, prefix: fmt.Sprintf("hothost-bench-%d", os.Getpid())}
 	err = b.run(*players)
 	b.cleanup()
 	if err != nil {
@@ -123,7 +124,7 @@ func x(a, base float64) string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
 
 func (b *bench) fresh(tag string, plugins ...string) (hostproc.Config, error) {
-	cfg := hostproc.Config{Dir: filepath.Join(b.dir, tag), ShmDir: "/dev/shm", StateName: b.prefix + "-" + tag, Capacity: 100_000}
+	cfg := hostproc.Config{Dir: filepath.Join(b.dir, tag), ShmDir: "/dev/shm", StateName: b.prefix + "-" + tag, Capacity: b.cap}
 	pd := filepath.Join(cfg.Dir, "plugins-dir")
 	if err := os.MkdirAll(pd, 0o700); err != nil {
 		return cfg, err
