@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hothost/hothost/loader"
+	"github.com/hothost/hothost/state"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 )
@@ -156,8 +158,11 @@ func (h *Host[T, C]) jsonCall(fn func(*http.Request) (any, error)) http.HandlerF
 		if err != nil {
 			status := http.StatusConflict
 			var he *httpError
-			if errors.As(err, &he) {
+			switch {
+			case errors.As(err, &he):
 				status = he.status
+			case errors.Is(err, state.ErrNotFound), errors.Is(err, loader.ErrNotLoaded):
+				status = http.StatusNotFound
 			}
 			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})

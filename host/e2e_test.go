@@ -174,8 +174,14 @@ func TestLoginAndCommands(t *testing.T) {
 	if err := p.Admin(context.Background(), "GET", "/v1/player?id=7", &player); err != nil {
 		t.Fatal(err)
 	}
-	if player.State["Coins"] != float64(15) {
+	if player.State["Coins"] != float64(15) || player.State["Name"] != "Ada" {
 		t.Fatalf("admin player view: %v", player.State)
+	}
+	if err := p.Admin(context.Background(), "GET", "/v1/player?id=999", nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("unknown player: %v, want 404", err)
+	}
+	if err := p.Admin(context.Background(), "POST", "/v1/activate?module=coin&version=9.9.9", nil); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("activating a version never loaded: %v, want 404", err)
 	}
 }
 
