@@ -481,3 +481,38 @@ func TestConfigReload(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleTimeoutAndConnectionLimit(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		p, _ := startHost(t, "-idle-timeout", "300ms")
+		idle := dial(t, p, 0)
+		idle.Timeout = 0 // wait for the server to speak first
+		r, err := idle.Read()
+		if err != nil || r.Code != "idle" {
+			t.Fatalf("an idle client got %v %v, want err idle", r, err)
+		}
+		if _, err := idle.Read(); err == nil {
+			t.Fatal("connection still open after the idle reply")
+		}
+	})
+	// Two connections are the limit: a third is told so and closed. (A
+	// host of its own: with a short idle timeout a slow machine could reap
+	// the first two.)
+	t.Run("limit", func(t *testing.T) {
+		p, _ := startHost(t, "-max-conns", "2")
+		a, b := dial(t, p, 1), dial(t, p, 2)
+		c, err := client.Dial(p.Addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if r, err := c.Read(); err != nil || r.Code != "full" {
+			t.Fatalf("third connection: %v %v, want err full", r, err)
+		}
+		for _, conn := range []*client.Conn{a, b} {
+			if r := do(t, conn, "work"); !r.OK {
+				t.Fatalf("a connection within the limit: %s", r)
+			}
+		}
+	})
+}
