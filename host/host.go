@@ -115,13 +115,6 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 		h.log.Warn("initial plugin poll", "err", err)
 	}
 
-	h.lanes = make([]*lane, o.Lanes)
-	for i := range h.lanes {
-		h.lanes[i] = &lane{ch: make(chan *request, o.Mailbox)}
-		h.lanesDone.Add(1)
-		go h.runLane(h.lanes[i])
-	}
-
 	clientLn, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return fmt.Errorf("host: listen for clients: %w", err)
@@ -144,6 +137,14 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 		h.adminAddr = tl.Addr()
 		servers = append(servers, h.newAdminServer(true))
 		listeners = append(listeners, tl)
+	}
+	// Lanes start once nothing can fail any more, so an error above leaves
+	// no goroutine behind.
+	h.lanes = make([]*lane, o.Lanes)
+	for i := range h.lanes {
+		h.lanes[i] = &lane{ch: make(chan *request, o.Mailbox)}
+		h.lanesDone.Add(1)
+		go h.runLane(h.lanes[i])
 	}
 	for i, s := range servers {
 		go s.Serve(listeners[i])
