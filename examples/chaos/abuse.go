@@ -27,15 +27,10 @@ const (
 // nothing it does may cost the well-behaved clients a single request.
 func (e *env) abuse() error {
 	const sc = "client abuse"
-	cfg, err := e.fresh("abuse", false)
+	_, p, a, err := e.serve("abuse", false)
 	if err != nil {
 		return err
 	}
-	p, err := e.start(cfg)
-	if err != nil {
-		return err
-	}
-	a := newAddr(p.Addr)
 	lc := e.loadCfg(a)
 	lc.Players = e.conns // one player per connection: the load holds its slots through the flood
 	l, err := loadgen.Start(e.ctx, lc)

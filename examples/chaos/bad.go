@@ -196,15 +196,10 @@ func (e *env) badStorm() error {
 		return err
 	}
 	fmt.Printf("   built %d bad plugins in %v\n", len(ps)+1, time.Since(t0).Round(time.Millisecond))
-	cfg, err := e.fresh("bad", true)
+	cfg, p, a, err := e.serve("bad", true)
 	if err != nil {
 		return err
 	}
-	p, err := e.start(cfg)
-	if err != nil {
-		return err
-	}
-	a := newAddr(p.Addr)
 	lc := e.loadCfg(a)
 	lc.AllowCodes = []string{"funds", "internal"} // counted apart below
 	l, err := loadgen.Start(e.ctx, lc)

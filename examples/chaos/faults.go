@@ -29,15 +29,10 @@ func (e *env) faults() error {
 // directory is replaced by a plain file: every write into it fails.
 func (e *env) snapshotDirFault() error {
 	const sc = "snapshot dir"
-	cfg, err := e.fresh("snapdir", false)
+	cfg, p, a, err := e.serve("snapdir", false)
 	if err != nil {
 		return err
 	}
-	p, err := e.start(cfg)
-	if err != nil {
-		return err
-	}
-	a := newAddr(p.Addr)
 	l, err := loadgen.Start(e.ctx, e.loadCfg(a))
 	if err != nil {
 		return err
@@ -116,15 +111,10 @@ func (e *env) tmpfsTooSmall() error {
 func (e *env) segmentLost() error {
 	const sc = "segment lost"
 	every := 300 * time.Millisecond
-	cfg, err := e.fresh("restore", false, "-snapshot-every", every.String())
+	cfg, p, a, err := e.serve("restore", false, "-snapshot-every", every.String())
 	if err != nil {
 		return err
 	}
-	p, err := e.start(cfg)
-	if err != nil {
-		return err
-	}
-	a := newAddr(p.Addr)
 	lc := e.loadCfg(a)
 	lc.Mix = []loadgen.Weighted{{Cmd: "work", Weight: 1}} // coins only grow: "at least" is a check
 	l, err := loadgen.Start(e.ctx, lc)

@@ -164,6 +164,20 @@ func (e *env) fresh(tag string, withV2 bool, args ...string) (hostproc.Config, e
 	return cfg, nil
 }
 
+// serve is fresh then start: a new host in its own directory and segment,
+// and the address its clients follow across restarts.
+func (e *env) serve(tag string, withV2 bool, args ...string) (hostproc.Config, *hostproc.Proc, *addr, error) {
+	cfg, err := e.fresh(tag, withV2, args...)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	p, err := e.start(cfg)
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	return cfg, p, newAddr(p.Addr), nil
+}
+
 func (e *env) start(cfg hostproc.Config) (*hostproc.Proc, error) {
 	p, err := e.bins.Start(e.ctx, cfg)
 	if err != nil {

@@ -80,15 +80,10 @@ func first(v []string) string {
 // swapStorm alternates coin v1 and v2 n times through the admin API while
 // the load runs.
 func (e *env) swapStorm(n int) error {
-	cfg, err := e.fresh("swap", true)
+	_, p, a, err := e.serve("swap", true)
 	if err != nil {
 		return err
 	}
-	p, err := e.start(cfg)
-	if err != nil {
-		return err
-	}
-	a := newAddr(p.Addr)
 	l, err := loadgen.Start(e.ctx, e.loadCfg(a))
 	if err != nil {
 		return err
@@ -154,15 +149,10 @@ var lostRE = regexp.MustCompile(`recovery checked (\d+), repaired (\d+), lost (\
 // killStorm kills the host with SIGKILL n times at random points of the
 // load and restarts it each time.
 func (e *env) killStorm(n int) error {
-	cfg, err := e.fresh("kill", false)
+	cfg, p, a, err := e.serve("kill", false)
 	if err != nil {
 		return err
 	}
-	p, err := e.start(cfg)
-	if err != nil {
-		return err
-	}
-	a := newAddr(p.Addr)
 	lc := e.loadCfg(a)
 	lc.Reconnect = 30 * time.Second
 	l, err := loadgen.Start(e.ctx, lc)
