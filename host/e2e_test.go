@@ -70,7 +70,7 @@ func startHost(t *testing.T, args ...string) (*hostproc.Proc, hostproc.Config) {
 		t.Fatalf("build binaries and plugins: %v", err)
 	}
 	dir := t.TempDir()
-	shm := filepath.Join("/dev/shm", fmt.Sprintf("hothost-e2e-%d-%s", os.Getpid(), t.Name()))
+	shm := filepath.Join("/dev/shm", fmt.Sprintf("hothost-e2e-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
 	if err := os.MkdirAll(shm, 0o700); err != nil {
 		t.Fatal(err)
 	}
