@@ -187,11 +187,6 @@ func (b *bench) run(players int) error {
 	if err != nil {
 		return err
 	}
-	hs, err := b.load(hot.Addr, nil)
-	if err != nil {
-		return err
-	}
-	fmt.Println("   hot:", strings.ReplaceAll(hs.Summary(), "\n", "\n   "))
 	if staticErr == nil {
 		scfg, err := b.fresh("static")
 		if err != nil {
@@ -203,18 +198,37 @@ func (b *bench) run(players int) error {
 		if err != nil {
 			return err
 		}
-		ss, err := b.load(sp.Addr, nil)
-		if err != nil {
-			return err
+		// Alternate hot, static, hot, static and keep each one's best
+		// round: the order of the phases and a noisy neighbour weigh on
+		// both the same way.
+		var hs, ss *loadgen.Result
+		for round := range 2 {
+			for _, side := range []struct {
+				name string
+				addr string
+				best **loadgen.Result
+			}{{"hot", hot.Addr, &hs}, {"static", sp.Addr, &ss}} {
+				r, err := b.load(side.addr, nil)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("   %s, round %d: %s\n", side.name, round+1, strings.ReplaceAll(r.Summary(), "\n", "\n   "))
+				if *side.best == nil || r.Throughput > (*side.best).Throughput {
+					*side.best = r
+				}
+			}
 		}
 		sp.Stop()
-		fmt.Println("   static:", strings.ReplaceAll(ss.Summary(), "\n", "\n   "))
 		b.add("e2e throughput, hot-swappable vs static", fmt.Sprintf("%.0f req/s", hs.Throughput), fmt.Sprintf("%.0f req/s", ss.Throughput),
-			x(hs.Throughput, ss.Throughput), fmt.Sprintf("%d conns, %v, mix %v", b.conns, b.dur, mixText()))
+			x(hs.Throughput, ss.Throughput), fmt.Sprintf("%d conns, best of 2 alternating rounds of %v each, mix %v", b.conns, b.dur, mixText()))
 		b.add("e2e p50, hot-swappable vs static", ms(hs.P50), ms(ss.P50), x(float64(hs.P50), float64(ss.P50)), "")
 		b.add("e2e p99, hot-swappable vs static", ms(hs.P99), ms(ss.P99), x(float64(hs.P99), float64(ss.P99)), "")
 		b.add("e2e p99.9, hot-swappable vs static", ms(hs.P999), ms(ss.P999), x(float64(hs.P999), float64(ss.P999)), "")
 	} else {
+		hs, err := b.load(hot.Addr, nil)
+		if err != nil {
+			return err
+		}
 		b.add("e2e throughput, hot-swappable vs static", fmt.Sprintf("%.0f req/s", hs.Throughput), "n/a", "n/a",
 			"static host does not build yet: "+firstLine(staticErr.Error()))
 		b.add("e2e p99, hot-swappable vs static", ms(hs.P99), "n/a", "n/a", "")
