@@ -21,12 +21,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hothost/hothost/client"
 	"github.com/hothost/hothost/internal/hostproc"
+	"github.com/hothost/hothost/internal/loadgen"
 )
 
 type check struct {
@@ -109,23 +108,43 @@ func run(dir string, nPlayers int) error {
 	}()
 	fmt.Printf("   serving on %s after %v (admin socket %s)\n", d.proc.Addr, time.Since(t0).Round(time.Millisecond), d.proc.Socket)
 
-	ids := make([]uint64, nPlayers)
-	for i := range ids {
-		ids[i] = uint64(1001 + i)
+	// The load's players are 1001.. and keep a ledger of every acknowledged
+	// coin (internal/loadgen); player 1 is the demo's own probe.
+	load := func() (*loadgen.Load, error) {
+		addr := d.proc.Addr
+		return loadgen.Start(ctx, loadgen.Config{Addr: func() string { return addr }, Conns: nPlayers, Players: nPlayers,
+			FirstPlayer: 1001, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 4 * time.Minute})
+	}
+	probe, err := d.probe()
+	if err != nil {
+		return err
 	}
 
 	fmt.Println("== 1. hot swap: coin v2 dropped in while", nPlayers, "players work")
-	l := startLoad(d.proc.Addr, ids)
-	l.waitEach(50)
+	l, err := load()
+	if err != nil {
+		return err
+	}
+	if err := waitAcks(ctx, l, 400); err != nil {
+		return err
+	}
+	landed := time.Now()
 	if err := hostproc.Install(so2, filepath.Join(dir, "plugins-dir")); err != nil {
 		return err
 	}
-	firstV2 := l.waitAllSee("v2", ctx)
-	l.waitEach(l.minCount() + 50)
-	st := l.stop()
-	d.check("v2 took over under load", firstV2 > 0, "first v2 reply %v after the file landed", firstV2.Round(time.Millisecond))
-	d.check("no failed request during the swap", st.failed == 0, "%d requests, %d failed", st.total, st.failed)
-	d.verifyLedger(l, 0)
+	w, err := probe.Do("work")
+	for err == nil && !strings.HasSuffix(w.Text, "v2") && ctx.Err() == nil {
+		w, err = probe.Do("work")
+	}
+	firstV2 := time.Since(landed)
+	if err := waitAcks(ctx, l, l.Acked()+400); err != nil {
+		return err
+	}
+	res := l.Stop()
+	d.check("v2 took over under load", err == nil && strings.HasSuffix(w.Text, "v2"), "first v2 reply %v after the file landed", firstV2.Round(time.Millisecond))
+	d.check("no failed request during the swap", res.Failed == 0 && res.Transport == 0, "%d requests, %d failed, %d lost", res.Requests, res.Failed, res.Transport)
+	ck := loadgen.Verify(ctx, d.proc.Addr, res, 5*time.Second)
+	d.check("every acknowledged coin present", ck.OK(), "%s", ck)
 
 	fmt.Println("== 2. live config: potion price 5 -> 7, then an invalid change")
 	cfgFile := filepath.Join(dir, "data", "config", "prices.json")
@@ -133,16 +152,10 @@ func run(dir string, nPlayers int) error {
 		return err
 	}
 	ver := d.waitConfig(ctx, 2)
-	c, err := client.Dial(d.proc.Addr, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	c.Login(ids[0])
-	before, _ := c.Do("balance")
-	buy, _ := c.Do("buy potion")
+	before, _ := probe.Do("balance")
+	buy, _ := probe.Do("buy potion")
 	b0, _ := before.Int("coins")
 	b1, _ := buy.Int("coins")
-	l.setLast(ids[0], b1)
 	d.check("new price used by the next request", ver == 2 && buy.OK && b0-b1 == 7, "config v%d, paid %d coins (%s)", ver, b0-b1, buy)
 	os.WriteFile(cfgFile, []byte(`{"items": {"potion": {"id": 3, "price": -1}}}`), 0o600)
 	var status struct {
@@ -154,43 +167,42 @@ func run(dir string, nPlayers int) error {
 	for status.Config.Error == "" && ctx.Err() == nil {
 		d.proc.Admin(ctx, "GET", "/v1/status", &status)
 	}
-	buy2, _ := c.Do("buy potion")
+	buy2, _ := probe.Do("buy potion")
 	b2, _ := buy2.Int("coins")
-	l.setLast(ids[0], b2)
-	c.Close()
+	probe.Close()
 	d.check("invalid config refused, old one kept", status.Config.Version == 2 && b1-b2 == 7, "still v%d: %q", status.Config.Version, status.Config.Error)
 	os.WriteFile(cfgFile, []byte(`{"items": {"potion": {"id": 3, "price": 7}}}`), 0o600)
 
 	fmt.Println("== 3. kill -9 under load, restart, count every acknowledged coin")
-	l2 := startLoad(d.proc.Addr, ids)
-	l2.last = l.last
-	l2.waitEach(100)
+	if l, err = load(); err != nil {
+		return err
+	}
+	if err := waitAcks(ctx, l, 800); err != nil {
+		return err
+	}
 	d.proc.Kill()
-	st2 := l2.stop()
+	res = l.Stop() // each connection ends on the kill
 	t0 = time.Now()
 	if d.proc, err = d.bins.Start(ctx, d.cfg); err != nil {
 		return err
 	}
 	restart := time.Since(t0)
-	var st3 struct {
+	var st struct {
 		State struct {
-			Opened string `json:"opened"`
 			Report string `json:"report"`
 		} `json:"state"`
 	}
-	d.proc.Admin(ctx, "GET", "/v1/status", &st3)
-	fmt.Printf("   %d requests acknowledged before the kill; restart to serving %v\n   %s\n", st2.total, restart.Round(time.Millisecond), st3.State.Report)
-	d.verifyLedger(l2, 20)
+	d.proc.Admin(ctx, "GET", "/v1/status", &st)
+	fmt.Printf("   %d requests acknowledged before the kill; restart to serving %v\n   %s\n", res.Requests-res.Transport, restart.Round(time.Millisecond), st.State.Report)
+	ck = loadgen.Verify(ctx, d.proc.Addr, res, 5*time.Second)
+	d.check("every acknowledged coin present", ck.OK(), "%s", ck)
 
 	fmt.Println("== 4. hotctl rollback coin (back to v1)")
 	out, err := exec.CommandContext(ctx, d.bins.Hotctl, "-socket", d.proc.Socket, "rollback", "coin").CombinedOutput()
-	c, err2 := client.Dial(d.proc.Addr, 5*time.Second)
-	if err2 != nil {
-		return err2
+	if probe, err2 := d.probe(); err2 == nil {
+		w, _ = probe.Do("work")
+		probe.Close()
 	}
-	c.Login(ids[0])
-	w, _ := c.Do("work")
-	c.Close()
 	d.check("rollback serves v1 again", err == nil && strings.HasSuffix(w.Text, "v1"), "hotctl: %s; work -> %s", strings.Join(strings.Fields(string(out)), " "), w)
 
 	fmt.Println("== shutdown (SIGTERM: drain, final snapshot, clean mark)")
@@ -211,51 +223,28 @@ func run(dir string, nPlayers int) error {
 	return nil
 }
 
-// verifyLedger checks each player's balance against the last coins the
-// server acknowledged. slack is the one unacknowledged update a kill may
-// have committed without its reply getting out.
-func (d *demo) verifyLedger(l *load, slack int64) {
-	exact, within := 0, 0
-	var total int64
-	for id, want := range l.last {
-		got, err := balance(d.proc.Addr, id)
-		if err != nil {
-			d.check("ledger", false, "%v", err)
-			return
-		}
-		total += got
-		switch {
-		case got == want:
-			exact++
-		case got > want && got-want <= slack:
-			within++
-		default:
-			d.check(fmt.Sprintf("ledger player %d", id), false, "server has %d coins, %d acknowledged", got, want)
-		}
+// probe is the demo's own player 1, outside the load's ledger.
+func (d *demo) probe() (*client.Conn, error) {
+	c, err := client.Dial(d.proc.Addr, 5*time.Second)
+	if err != nil {
+		return nil, err
 	}
-	d.check("every acknowledged coin present", exact+within == len(l.last),
-		"%d players exact, %d with one unacknowledged commit, %d coins in all", exact, within, total)
+	if _, err := c.Login(1); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
-// balance asks the server for one player's coins on a connection of its own.
-func balance(addr string, id uint64) (int64, error) {
-	c, err := client.Dial(addr, 5*time.Second)
-	if err != nil {
-		return 0, err
+// waitAcks waits until the load has n replies, polling its counter.
+func waitAcks(ctx context.Context, l *loadgen.Load, n int64) error {
+	for l.Acked() < n {
+		if ctx.Err() != nil || l.Failed() > 0 {
+			return fmt.Errorf("load stalled at %d replies (%d failed), waited for %d", l.Acked(), l.Failed(), n)
+		}
+		time.Sleep(time.Millisecond) // polling a counter, bounded by ctx
 	}
-	defer c.Close()
-	if _, err := c.Login(id); err != nil {
-		return 0, err
-	}
-	r, err := c.Do("balance")
-	if err != nil {
-		return 0, err
-	}
-	coins, ok := r.Int("coins")
-	if !ok {
-		return 0, fmt.Errorf("balance of %d: %s", id, r)
-	}
-	return coins, nil
+	return nil
 }
 
 func (d *demo) waitConfig(ctx context.Context, version int) int {
@@ -270,118 +259,4 @@ func (d *demo) waitConfig(ctx context.Context, version int) int {
 		}
 	}
 	return st.Config.Version
-}
-
-// load is N players, one connection each, working in a loop.
-type load struct {
-	mu      sync.Mutex
-	last    map[uint64]int64 // coins in the last acknowledged reply
-	count   map[uint64]int
-	seen    map[uint64]time.Time // when the player first saw the awaited marker
-	marker  string
-	start   time.Time
-	total   atomic.Int64
-	failed  atomic.Int64
-	stopped atomic.Bool
-	wg      sync.WaitGroup
-	changed *sync.Cond
-}
-
-type loadStats struct{ total, failed int64 }
-
-func startLoad(addr string, ids []uint64) *load {
-	l := &load{last: map[uint64]int64{}, count: map[uint64]int{}, seen: map[uint64]time.Time{}, start: time.Now()}
-	l.changed = sync.NewCond(&l.mu)
-	for _, id := range ids {
-		l.wg.Add(1)
-		go l.player(addr, id)
-	}
-	return l
-}
-
-func (l *load) player(addr string, id uint64) {
-	defer l.wg.Done()
-	defer func() { l.mu.Lock(); l.count[id] = 1 << 30; l.changed.Broadcast(); l.mu.Unlock() }()
-	c, err := client.Dial(addr, 5*time.Second)
-	if err != nil {
-		l.failed.Add(1)
-		return
-	}
-	defer c.Close()
-	if _, err := c.Login(id); err != nil {
-		l.failed.Add(1)
-		return
-	}
-	for !l.stopped.Load() {
-		r, err := c.Do("work")
-		if err != nil {
-			if !l.stopped.Load() {
-				l.failed.Add(1)
-			}
-			return
-		}
-		coins, ok := r.Int("coins")
-		if !r.OK || !ok {
-			l.failed.Add(1)
-			continue
-		}
-		l.total.Add(1)
-		l.mu.Lock()
-		l.last[id] = coins
-		l.count[id]++
-		if l.marker != "" && strings.HasSuffix(r.Text, l.marker) && l.seen[id].IsZero() {
-			l.seen[id] = time.Now()
-		}
-		l.changed.Broadcast()
-		l.mu.Unlock()
-	}
-}
-
-func (l *load) minCount() int {
-	m := 1 << 30
-	for _, n := range l.count {
-		m = min(m, n)
-	}
-	return m
-}
-
-// waitEach waits until every player has n acknowledged requests.
-func (l *load) waitEach(n int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for len(l.count) == 0 || l.minCount() < n {
-		l.changed.Wait()
-	}
-}
-
-// waitAllSee waits until every player got a reply ending in marker and
-// returns how long after the call the first one came.
-func (l *load) waitAllSee(marker string, ctx context.Context) time.Duration {
-	from := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.marker = marker
-	for len(l.seen) < len(l.count) && ctx.Err() == nil {
-		l.changed.Wait()
-	}
-	first := time.Duration(0)
-	for _, t := range l.seen {
-		if d := t.Sub(from); first == 0 || d < first {
-			first = d
-		}
-	}
-	return first
-}
-
-func (l *load) setLast(id uint64, coins int64) {
-	l.mu.Lock()
-	l.last[id] = coins
-	l.mu.Unlock()
-}
-
-// stop ends the load: after a kill the connections end by themselves.
-func (l *load) stop() loadStats {
-	l.stopped.Store(true)
-	l.wg.Wait()
-	return loadStats{l.total.Load(), l.failed.Load()}
 }
