@@ -15,6 +15,7 @@ import (
 
 	"github.com/hothost/hothost/client"
 	"github.com/hothost/hothost/internal/hostproc"
+	"github.com/hothost/hothost/internal/loadgen"
 )
 
 // The end-to-end tests run the real hothost binary, with real plugins built
@@ -185,110 +186,62 @@ func TestLoginAndCommands(t *testing.T) {
 	}
 }
 
-// ledger runs players that `work` until stopped, remembering the coins of
-// each acknowledged reply.
-type ledger struct {
-	mu      sync.Mutex
-	last    map[uint64]int64
-	n       map[uint64]int
-	sawV2   map[uint64]bool
-	failed  []string
-	stopped chan struct{}
-	wg      sync.WaitGroup
-	cond    *sync.Cond
-}
-
-func runPlayers(t *testing.T, addr string, players int) *ledger {
-	l := &ledger{last: map[uint64]int64{}, n: map[uint64]int{}, sawV2: map[uint64]bool{}, stopped: make(chan struct{})}
-	l.cond = sync.NewCond(&l.mu)
-	for i := range players {
-		id := uint64(100 + i)
-		c, err := client.Dial(addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Login(id); err != nil {
-			t.Fatal(err)
-		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			defer c.Close()
-			for {
-				select {
-				case <-l.stopped:
-					return
-				default:
-				}
-				r, err := c.Do("work")
-				l.mu.Lock()
-				switch coins, ok := r.Int("coins"); {
-				case err != nil:
-					l.failed = append(l.failed, err.Error())
-					l.n[id] = 1 << 30 // a dead player no longer holds up waits
-				case !r.OK || !ok:
-					l.failed = append(l.failed, r.String())
-				default:
-					l.last[id], l.sawV2[id] = coins, l.sawV2[id] || strings.HasSuffix(r.Text, "v2")
-					l.n[id]++
-				}
-				l.cond.Broadcast()
-				l.mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
+// startLoad runs players 100.. doing `work` on one connection each, with
+// internal/loadgen keeping the ledger of every acknowledged coin.
+func startLoad(t *testing.T, p *hostproc.Proc, players int) *loadgen.Load {
+	t.Helper()
+	addr := p.Addr
+	l, err := loadgen.Start(context.Background(), loadgen.Config{Addr: func() string { return addr }, Conns: players,
+		Players: players, FirstPlayer: 100, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return l
 }
 
-func (l *ledger) waitUntil(cond func() bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for !cond() {
-		l.cond.Wait()
-	}
-}
-
-func (l *ledger) each(n int) func() bool {
-	return func() bool {
-		for _, c := range l.n {
-			if c < n {
-				return false
-			}
-		}
-		return len(l.n) > 0
-	}
-}
-
-func (l *ledger) stop() {
-	close(l.stopped)
-	l.wg.Wait()
-}
-
-// checkLedger compares each player's coins on the server with the last
-// acknowledged value; slack allows one committed but unacknowledged update.
-func checkLedger(t *testing.T, p *hostproc.Proc, l *ledger, slack int64) {
+// waitAcks waits until the load has n replies, polling its counter; the
+// load's own Duration bounds the wait.
+func waitAcks(t *testing.T, l *loadgen.Load, n int64) {
 	t.Helper()
-	for id, want := range l.last {
-		c := dial(t, p, id)
-		r := do(t, c, "balance")
-		got, _ := r.Int("coins")
-		if got != want && (got < want || got-want > slack) {
-			t.Errorf("player %d: server has %d coins, last acknowledged %d", id, got, want)
+	for last, stalled := l.Acked(), 0; l.Acked() < n; {
+		if l.Failed() > 0 {
+			t.Fatalf("load failed after %d replies: %v", l.Acked(), l.Stop().Codes)
 		}
+		if cur := l.Acked(); cur == last {
+			if stalled++; stalled > 60_000 { // a minute of polls with no reply at all
+				t.Fatalf("load stalled at %d replies, waited for %d", cur, n)
+			}
+		} else {
+			last, stalled = cur, 0
+		}
+		time.Sleep(time.Millisecond) // polling a counter
+	}
+}
+
+// verifyLedger compares every player's coins on the server with the
+// ledger; the one allowed difference is a committed update whose reply a
+// kill swallowed.
+func verifyLedger(t *testing.T, p *hostproc.Proc, res *loadgen.Result) {
+	t.Helper()
+	ck := loadgen.Verify(context.Background(), p.Addr, res, 10*time.Second)
+	if !ck.OK() || ck.Players == 0 {
+		t.Errorf("ledger: %s: %q", ck, ck.Violations)
 	}
 }
 
 func TestSwapUnderLoadLosesNothing(t *testing.T) {
 	p, cfg := startHost(t)
-	l := runPlayers(t, p.Addr, 8)
-	l.waitUntil(l.each(30))
+	l := startLoad(t, p, 8)
+	waitAcks(t, l, 240)
 	if err := hostproc.Install(filepath.Join(staging, "coin-2.0.0.so"), filepath.Join(cfg.Dir, "plugins-dir")); err != nil {
 		t.Fatal(err)
 	}
-	l.waitUntil(func() bool { return len(l.sawV2) == 8 && allTrue(l.sawV2) || len(l.failed) > 0 })
+	probe := dial(t, p, 1)
+	for r := do(t, probe, "work"); !strings.HasSuffix(r.Text, "v2"); r = do(t, probe, "work") {
+		if !r.OK {
+			t.Fatalf("probe during the swap: %s", r)
+		}
+	}
 	// Swap back and forth by admin while the load runs.
 	for i := range 20 {
 		v := []string{"1.0.0", "2.0.0"}[i%2]
@@ -296,31 +249,21 @@ func TestSwapUnderLoadLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := 0
-	l.waitUntil(func() bool { n++; return n > 40 })
-	l.stop()
-	if len(l.failed) > 0 {
-		t.Fatalf("%d failed requests during swaps, first: %s", len(l.failed), l.failed[0])
+	waitAcks(t, l, l.Acked()+320)
+	res := l.Stop()
+	if res.Failed > 0 || res.Transport > 0 {
+		t.Fatalf("%d failed and %d lost requests during swaps: %v", res.Failed, res.Transport, res.Codes)
 	}
-	checkLedger(t, p, l, 0)
-}
-
-func allTrue(m map[uint64]bool) bool {
-	for _, v := range m {
-		if !v {
-			return false
-		}
-	}
-	return true
+	verifyLedger(t, p, res)
 }
 
 func TestKill9AndRestartKeepsEveryAcknowledgedCoin(t *testing.T) {
 	p, cfg := startHost(t)
 	for round := range 3 {
-		l := runPlayers(t, p.Addr, 6)
-		l.waitUntil(l.each(20 + 37*round))
+		l := startLoad(t, p, 6)
+		waitAcks(t, l, int64(120+222*round))
 		p.Kill()
-		l.stop()
+		res := l.Stop()
 		p = start(t, cfg)
 		var st struct {
 			State struct {
@@ -333,7 +276,7 @@ func TestKill9AndRestartKeepsEveryAcknowledgedCoin(t *testing.T) {
 		if st.State.Opened != "recovered" {
 			t.Fatalf("round %d: state %q after kill -9, want recovered", round, st.State.Opened)
 		}
-		checkLedger(t, p, l, 10) // coin v1 earns 10: at most one commit whose reply the kill ate
+		verifyLedger(t, p, res)
 	}
 }
 
