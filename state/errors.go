@@ -30,6 +30,10 @@ var (
 	// ErrNoSnapshot means a snapshot was asked for but none is valid.
 	ErrNoSnapshot = errors.New("state: no valid snapshot")
 
+	// ErrFenced means Store.Fence gave up on the transaction while its
+	// callback ran: nothing was committed and the player is unchanged.
+	ErrFenced = errors.New("state: transaction fenced by a watchdog")
+
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("state: store closed")
 

@@ -89,3 +89,43 @@ func ExampleStore_Snapshot() {
 	// 1
 	// restored 3
 }
+
+// A host that watches its handlers runs each request with Run and a Guard;
+// a watchdog that gives up on a callback calls Fence, and the lane serves
+// the next player at once while the stuck callback can never commit.
+func ExampleStore_Run() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s, _, err := state.Open[Account](state.Options{Name: "accounts", ShmDir: dir, Capacity: 10,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+	s.Ensure(7)
+
+	var g state.Guard
+	stuck, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		done <- s.Run(7, &g, func(a *Account) error {
+			a.Coins = 1_000_000
+			close(stuck)
+			<-release // a handler that does not return in time
+			return nil
+		})
+	}()
+	<-stuck
+	fmt.Println("fenced:", s.Fence(&g))
+	err = s.Run(7, nil, func(a *Account) error { a.Coins += 5; return nil })
+	fmt.Println("next request:", err)
+	close(release)
+	fmt.Println("stuck request:", <-done)
+	a, _ := s.Get(7)
+	fmt.Println("coins:", a.Coins)
+	// Output:
+	// fenced: true
+	// next request: <nil>
+	// stuck request: state: transaction fenced by a watchdog
+	// coins: 5
+}

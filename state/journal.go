@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -105,18 +106,42 @@ func decodeAux(b []byte, recSize, capacity int) (auxGeom, error) {
 	return g, nil
 }
 
-// lane serializes the transactions of the players hashed onto it and owns
-// what a transaction needs, so that Update allocates nothing: a scratch T
-// for the callback and its journal entry in the segment.
+// lane serializes the transactions of the players hashed onto it. Its
+// journal entry (active word and undo record) is in the segment and never
+// moves; the part a running transaction holds (the mutex and the scratch
+// the callback writes) is a laneHold that Fence can replace, so that a
+// callback that never returns costs its own goroutine, not the lane.
 type lane[T any] struct {
+	cur    atomic.Pointer[laneHold[T]]
+	active *uint64    // in the segment
+	undo   *record[T] // in the segment
+	_      [64]byte   // keep neighbouring lanes' hot words apart
+}
+
+// laneHold is what a transaction holds while it runs: the lane's mutex and
+// the scratch its callback changes, so that Update allocates nothing.
+type laneHold[T any] struct {
 	mu sync.Mutex
+	// dead is set when Fence replaced this hold; whoever acquires mu after
+	// that lets go and takes the lane's new hold instead.
+	dead atomic.Bool
 	// scratch is a whole record, not just a T, so that the checksum of the
 	// new value (ID, Val and zero padding, contiguous) is computed here,
 	// before the record is touched, without copying or allocating.
 	scratch record[T]
-	active  *uint64    // in the segment
-	undo    *record[T] // in the segment
-	_       [64]byte   // keep neighbouring lanes' hot words apart
+}
+
+// lock takes the lane: its current hold's mutex, skipping holds that a
+// Fence retired while this caller waited on them.
+func (ln *lane[T]) lock() *laneHold[T] {
+	for {
+		h := ln.cur.Load()
+		h.mu.Lock()
+		if !h.dead.Load() {
+			return h
+		}
+		h.mu.Unlock()
+	}
 }
 
 func laneEntry[T any](aux []byte, g auxGeom, i int) (*uint64, *record[T]) {

@@ -244,6 +244,7 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 	s.lanes = make([]lane[T], g.lanes)
 	for i := range s.lanes {
 		s.lanes[i].active, s.lanes[i].undo = laneEntry[T](s.aux, g, i)
+		s.lanes[i].cur.Store(&laneHold[T]{})
 	}
 	s.locks = make([]slotGen, p.Cap())
 	s.idx.tab = indexTable(s.aux, g)
@@ -282,8 +283,8 @@ func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
 		return false, ErrClosed
 	}
 	ln := s.lane(id)
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
+	hold := ln.lock()
+	defer hold.mu.Unlock()
 	if _, ok := s.idx.find(id); ok {
 		return false, nil
 	}
@@ -319,25 +320,7 @@ func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
 // fn must not keep v after it returns, and must not call the Store (it
 // runs holding the player's lane).
 func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	ln := s.lane(id)
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	slot, _, rec, err := s.lookupLocked(id)
-	if err != nil {
-		return err
-	}
-	// Only this lane writes rec, and readers only read: copying it
-	// without a seqlock check is safe.
-	ln.scratch.ID = id
-	ln.scratch.Val = rec.Val
-	if err := call(id, fn, &ln.scratch.Val); err != nil {
-		return err
-	}
-	s.commit(ln, slot, rec)
-	return nil
+	return s.Run(id, nil, func(v *T) error { return call(id, fn, v) })
 }
 
 func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
@@ -349,7 +332,7 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 	return fn(v)
 }
 
-// commit writes ln.scratch.Val into rec. The order is the whole crash-safety
+// commit writes h.scratch.Val into rec. The order is the whole crash-safety
 // argument: (1) save the old record in the lane's undo slot, (2) publish
 // the journal entry, (3) write the record, (4) retire the entry. A crash
 // before (2) leaves the old record untouched; between (2) and (4) recovery
@@ -361,12 +344,12 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 //
 // The lane mutex is the only lock a commit takes: each slot has one
 // writer (its player's lane), and readers take nothing.
-func (s *Store[T]) commit(ln *lane[T], slot uint32, rec *record[T]) {
-	sum := recordSum(recordBytes(&ln.scratch))
+func (s *Store[T]) commit(ln *lane[T], h *laneHold[T], slot uint32, rec *record[T]) {
+	sum := recordSum(recordBytes(&h.scratch))
 	*ln.undo = *rec
 	journalStore(ln.active, journalUpdate<<32|uint64(slot))
 	q := seqBegin(&rec.Seq)
-	rec.Val = ln.scratch.Val
+	rec.Val = h.scratch.Val
 	rec.Sum = sum
 	seqEnd(&rec.Seq, q)
 	journalStore(ln.active, 0)
@@ -441,9 +424,8 @@ func (s *Store[T]) Delete(id uint64) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	ln := s.lane(id)
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
+	hold := s.lane(id).lock()
+	defer hold.mu.Unlock()
 	slot, h, _, err := s.lookupLocked(id)
 	if err != nil {
 		return err
@@ -539,7 +521,7 @@ func (s *Store[T]) closeSegment() error {
 		return ErrClosed
 	}
 	for i := range s.lanes {
-		s.lanes[i].mu.Lock()
+		s.lanes[i].lock() // held for good: the segment is going away
 	}
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()

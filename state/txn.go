@@ -1,0 +1,141 @@
+package state
+
+import (
+	"sync/atomic"
+)
+
+// Guard is a caller's handle on the transactions it runs with Store.Run,
+// through which a watchdog can give up on one whose callback never
+// returns (Store.Fence). A Guard runs one transaction at a time; reuse it
+// for the next one (a host keeps one per connection). Once fenced, a Guard
+// stays fenced: the goroutine stuck in the callback still holds it, so the
+// caller starts a new one for whatever it does next.
+//
+// The zero value is ready to use.
+type Guard struct {
+	// w is lane<<32 | phase, in one word so that Run publishes both with
+	// one store and Fence reads both with one load.
+	w atomic.Uint64
+}
+
+// Guard phases.
+const (
+	phaseIdle    = 0
+	phaseRunning = 1 // Run holds the lane; Fence may take it away
+	phaseClaimed = 2 // the callback returned (or claimed early); the commit is Run's
+	phaseFenced  = 3 // Fence took the lane; the transaction never commits
+)
+
+// Lane is the lane of the transaction g runs or ran last (see Store.LaneOf).
+func (g *Guard) Lane() int { return int(g.w.Load() >> 32) }
+
+// Claim ends the window in which Fence can give up on g's running
+// transaction: after it returns true the transaction is the caller's to
+// finish, and lane-owned data (the caller's own per-lane counters) may be
+// written as if under the lane lock. It returns false if the transaction
+// was fenced: the caller then owns nothing of the lane any more.
+//
+// A callback that only changes its value need not call Claim: Run claims
+// after the callback returns.
+func (g *Guard) Claim() bool {
+	w := g.w.Load()
+	switch w & 0xffffffff {
+	case phaseClaimed:
+		return true
+	case phaseRunning:
+		return g.w.CompareAndSwap(w, w&^0xffffffff|phaseClaimed)
+	}
+	return false
+}
+
+// Fenced reports whether Fence gave up on g's transaction.
+func (g *Guard) Fenced() bool { return g.w.Load()&0xffffffff == phaseFenced }
+
+// LaneOf is the lane that runs player id's transactions: a number in
+// [0, Lanes()). Players of one lane are served one transaction at a time.
+func (s *Store[T]) LaneOf(id uint64) int { return int(mix(id) & uint64(len(s.lanes)-1)) }
+
+// Lanes is the number of transaction lanes, fixed when the segment was made.
+func (s *Store[T]) Lanes() int { return len(s.lanes) }
+
+// Run is Update for a caller that watches its callbacks. fn runs on a
+// private copy of player id's committed value while the caller holds the
+// player's lane, and the copy is committed crash-atomically if fn returns
+// nil and the transaction was not fenced meanwhile.
+//
+// Unlike Update, Run does not recover a panic of fn: the caller recovers
+// inside fn (one recover per request, shared by the transaction and
+// whatever fn calls). A panic that escapes fn leaves the player unchanged,
+// releases the lane and continues up the caller's stack.
+//
+// g may be nil (nothing can fence the transaction). With a Guard, a
+// watchdog that calls Fence(g) while fn runs makes Run return ErrFenced
+// whenever fn returns, having committed nothing and touched nothing of
+// the lane: by then another transaction may own it.
+func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	li := s.LaneOf(id)
+	ln := &s.lanes[li]
+	h := ln.lock()
+	if g != nil {
+		g.w.Store(uint64(li)<<32 | phaseRunning)
+	}
+	ok := false
+	defer func() {
+		if !ok && (g == nil || g.Claim()) {
+			h.mu.Unlock() // fn panicked: the scratch is dropped, the lane goes on
+		}
+	}()
+	slot, _, rec, err := s.lookupLocked(id)
+	if err == nil {
+		// Only this lane writes rec, and readers only read: copying it
+		// without a seqlock check is safe.
+		h.scratch.ID = id
+		h.scratch.Val = rec.Val
+		err = fn(&h.scratch.Val)
+	}
+	ok = true
+	if g != nil && !g.Claim() {
+		return ErrFenced // Fence released the lane; h is no longer ours
+	}
+	if err == nil {
+		s.commit(ln, h, slot, rec)
+	}
+	h.mu.Unlock()
+	return err
+}
+
+// Fence gives up on the transaction that g is running: it can never
+// commit, whatever its callback does after this, and its lane is handed at
+// once to a fresh hold (mutex and scratch), so the other players of the
+// lane are served again while the stuck callback keeps its goroutine (Go
+// cannot stop one). Writes the callback makes to its copy after this are
+// dropped with it.
+//
+// Fence reports false, and changes nothing, if g is not running a
+// transaction or its callback has already returned: that transaction ends
+// normally.
+func (s *Store[T]) Fence(g *Guard) bool {
+	w := g.w.Load()
+	if w&0xffffffff != phaseRunning || !g.w.CompareAndSwap(w, w&^0xffffffff|phaseFenced) {
+		return false
+	}
+	ln := &s.lanes[w>>32]
+	old := ln.cur.Load() // the hold g took: only Fence of its holder replaces it
+	ln.cur.Store(&laneHold[T]{})
+	old.dead.Store(true)
+	old.mu.Unlock() // a Mutex may be unlocked by another goroutine than its locker
+	return true
+}
+
+// WithLane runs fn holding lane i, for callers that keep their own
+// per-lane data next to the store's and write it only from inside Run
+// callbacks (after Guard.Claim): fn reads it consistently.
+func (s *Store[T]) WithLane(i int, fn func()) {
+	ln := &s.lanes[i]
+	h := ln.lock()
+	defer h.mu.Unlock()
+	fn()
+}
