@@ -146,6 +146,7 @@ type Loader struct {
 	slots    map[string]int // message -> stable index
 	slotMsgs []string
 	gen      uint64
+	serials  int     // versions added: the next one's Entry.Serial
 	pending  []Event // emitted after mu is released
 }
 
@@ -468,7 +469,9 @@ func (l *Loader) add(c candidate, m *abi.Module) error {
 		ms = &moduleState{loaded: map[string]*version{}, messages: map[string]bool{}}
 		l.modules[m.Name] = ms
 	}
-	v := &version{l: l, module: m.Name, version: m.Version, sem: c.fn.sem, file: c.path, mod: m, loadedAt: time.Now()}
+	v := &version{l: l, module: m.Name, version: m.Version, sem: c.fn.sem, file: c.path, mod: m, loadedAt: time.Now(),
+		serial: l.serials}
+	l.serials++
 	ms.loaded[m.Version] = v
 	for msg := range m.Handlers {
 		ms.messages[msg] = true

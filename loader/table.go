@@ -115,6 +115,39 @@ func (e Entry) Call(c *abi.Call) (err error) {
 	return err
 }
 
+// Handler is the entry's raw handler, for a host that accounts and recovers
+// per request itself (one recover per request, per-lane counters; see
+// Serial and Panicked). Calls made through it are not counted on the
+// version: Call counts them.
+func (e Entry) Handler() abi.Handler {
+	if !e.Valid() {
+		return nil
+	}
+	return e.e.h
+}
+
+// Serial is a small number unique to the entry's version within its
+// Loader (0, 1, 2, ... in load order), for hosts that keep per-version
+// counters in per-lane slices instead of shared atomics. -1 for an
+// invalid entry.
+func (e Entry) Serial() int {
+	if !e.Valid() {
+		return -1
+	}
+	return e.e.v.serial
+}
+
+// Panicked is what Call does when its handler panics, for a host that
+// recovered the panic itself: count it on the version, feed its probation
+// (which may roll the version back before Panicked returns), and return
+// the *PanicError (errors.Is(err, ErrPanic)) with the current stack.
+func (e Entry) Panicked(r any) error {
+	if !e.Valid() {
+		return ErrUnknownMessage
+	}
+	return e.e.v.panicked(e.e.msg, r)
+}
+
 // version is one loaded plugin version; its counters are updated by calls
 // without any lock.
 type version struct {
@@ -124,6 +157,7 @@ type version struct {
 	file            string
 	mod             *abi.Module
 	loadedAt        time.Time
+	serial          int // see Entry.Serial
 
 	started, done, errs, panics atomic.Int64
 	probation                   atomic.Pointer[probation]
@@ -151,4 +185,15 @@ func (v *version) panicked(msg string, r any) error {
 			n-p.base, v.l.opts.ProbationWindow, p.threshold, r))
 	}
 	return pe
+}
+
+// SerialOf is the Entry.Serial of a loaded version, for matching a host's
+// per-serial counters to the history.
+func (l *Loader) SerialOf(module, ver string) (int, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ms := l.modules[module]; ms != nil && ms.loaded[ver] != nil {
+		return ms.loaded[ver].serial, true
+	}
+	return 0, false
 }
