@@ -116,7 +116,8 @@ func ExampleStore_Run() {
 		})
 	}()
 	<-stuck
-	fmt.Println("fenced:", s.Fence(&g))
+	tok, _ := g.Running()
+	fmt.Println("fenced:", s.Fence(&g, tok))
 	err = s.Run(7, nil, func(a *Account) error { a.Coins += 5; return nil })
 	fmt.Println("next request:", err)
 	close(release)

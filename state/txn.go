@@ -13,8 +13,10 @@ import (
 //
 // The zero value is ready to use.
 type Guard struct {
-	// w is lane<<32 | phase, in one word so that Run publishes both with
-	// one store and Fence reads both with one load.
+	// w is lane<<32 | seq<<8 | phase, in one word so that Run publishes
+	// all three with one store and Fence checks them with one
+	// compare-and-swap. seq counts Runs, so that a token from Running
+	// fences that transaction and never a later one.
 	w atomic.Uint64
 }
 
@@ -29,6 +31,13 @@ const (
 // Lane is the lane of the transaction g runs or ran last (see Store.LaneOf).
 func (g *Guard) Lane() int { return int(g.w.Load() >> 32) }
 
+// Running returns a token naming the transaction g is running now, for
+// Fence, and false if g runs none (or its callback already returned).
+func (g *Guard) Running() (token uint64, ok bool) {
+	w := g.w.Load()
+	return w, w&0xff == phaseRunning
+}
+
 // Claim ends the window in which Fence can give up on g's running
 // transaction: after it returns true the transaction is the caller's to
 // finish, and lane-owned data (the caller's own per-lane counters) may be
@@ -39,17 +48,17 @@ func (g *Guard) Lane() int { return int(g.w.Load() >> 32) }
 // after the callback returns.
 func (g *Guard) Claim() bool {
 	w := g.w.Load()
-	switch w & 0xffffffff {
+	switch w & 0xff {
 	case phaseClaimed:
 		return true
 	case phaseRunning:
-		return g.w.CompareAndSwap(w, w&^0xffffffff|phaseClaimed)
+		return g.w.CompareAndSwap(w, w&^0xff|phaseClaimed)
 	}
 	return false
 }
 
 // Fenced reports whether Fence gave up on g's transaction.
-func (g *Guard) Fenced() bool { return g.w.Load()&0xffffffff == phaseFenced }
+func (g *Guard) Fenced() bool { return g.w.Load()&0xff == phaseFenced }
 
 // LaneOf is the lane that runs player id's transactions: a number in
 // [0, Lanes()). Players of one lane are served one transaction at a time.
@@ -69,7 +78,7 @@ func (s *Store[T]) Lanes() int { return len(s.lanes) }
 // releases the lane and continues up the caller's stack.
 //
 // g may be nil (nothing can fence the transaction). With a Guard, a
-// watchdog that calls Fence(g) while fn runs makes Run return ErrFenced
+// watchdog that calls Fence while fn runs makes Run return ErrFenced
 // whenever fn returns, having committed nothing and touched nothing of
 // the lane: by then another transaction may own it.
 func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
@@ -80,7 +89,8 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 	ln := &s.lanes[li]
 	h := ln.lock()
 	if g != nil {
-		g.w.Store(uint64(li)<<32 | phaseRunning)
+		seq := (g.w.Load()>>8 + 1) & 0xffffff
+		g.w.Store(uint64(li)<<32 | seq<<8 | phaseRunning)
 	}
 	ok := false
 	defer func() {
@@ -107,22 +117,21 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 	return err
 }
 
-// Fence gives up on the transaction that g is running: it can never
-// commit, whatever its callback does after this, and its lane is handed at
-// once to a fresh hold (mutex and scratch), so the other players of the
-// lane are served again while the stuck callback keeps its goroutine (Go
-// cannot stop one). Writes the callback makes to its copy after this are
-// dropped with it.
+// Fence gives up on the transaction that token (from g.Running) names: it
+// can never commit, whatever its callback does after this, and its lane is
+// handed at once to a fresh hold (mutex and scratch), so the other players
+// of the lane are served again while the stuck callback keeps its
+// goroutine (Go cannot stop one). Writes the callback makes to its copy
+// after this are dropped with it.
 //
-// Fence reports false, and changes nothing, if g is not running a
-// transaction or its callback has already returned: that transaction ends
-// normally.
-func (s *Store[T]) Fence(g *Guard) bool {
-	w := g.w.Load()
-	if w&0xffffffff != phaseRunning || !g.w.CompareAndSwap(w, w&^0xffffffff|phaseFenced) {
+// Fence reports false, and changes nothing, if that transaction is no
+// longer running: its callback returned (it ends normally), or g has
+// moved on to another transaction.
+func (s *Store[T]) Fence(g *Guard, token uint64) bool {
+	if token&0xff != phaseRunning || !g.w.CompareAndSwap(token, token&^0xff|phaseFenced) {
 		return false
 	}
-	ln := &s.lanes[w>>32]
+	ln := &s.lanes[token>>32]
 	old := ln.cur.Load() // the hold g took: only Fence of its holder replaces it
 	ln.cur.Store(&laneHold[T]{})
 	old.dead.Store(true)

@@ -38,10 +38,10 @@ func TestFenceFreesTheLane(t *testing.T) {
 		})
 	}()
 	<-entered
-	if !s.Fence(&g) {
+	if !fence(s, &g) {
 		t.Fatal("Fence of a running transaction reported false")
 	}
-	if s.Fence(&g) {
+	if fence(s, &g) {
 		t.Fatal("second Fence reported true")
 	}
 	if !g.Fenced() || g.Claim() {
@@ -80,7 +80,7 @@ func TestFenceAfterReturnChangesNothing(t *testing.T) {
 		if !g.Claim() {
 			t.Error("Claim of a running transaction failed")
 		}
-		if s.Fence(&g) {
+		if fence(s, &g) {
 			t.Error("Fence after Claim reported true")
 		}
 		return nil
@@ -88,7 +88,7 @@ func TestFenceAfterReturnChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Fence(&g) {
+	if fence(s, &g) {
 		t.Fatal("Fence of an ended transaction reported true")
 	}
 	if p, _ := s.Get(7); p.A != 1 {
@@ -124,7 +124,35 @@ func TestRunMissingPlayer(t *testing.T) {
 	if err := s.Run(99, &g, func(*Player) error { return nil }); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Run of a missing player: %v", err)
 	}
-	if s.Fence(&g) {
+	if fence(s, &g) {
 		t.Fatal("Fence after a failed Run reported true")
+	}
+}
+
+// fence fences whatever g runs now.
+func fence(s *Store[Player], g *Guard) bool {
+	tok, ok := g.Running()
+	return ok && s.Fence(g, tok)
+}
+
+func TestStaleTokenFencesNothing(t *testing.T) {
+	s, _ := mustOpen[Player](t, testOptions(t, 8))
+	defer s.Close()
+	s.Ensure(5)
+	var g Guard
+	var tok uint64
+	s.Run(5, &g, func(p *Player) error { tok, _ = g.Running(); return nil })
+	err := s.Run(5, &g, func(p *Player) error {
+		if s.Fence(&g, tok) {
+			t.Error("a token of an earlier transaction fenced the running one")
+		}
+		p.step(5)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Get(5); p.A != 1 {
+		t.Fatalf("A = %d, want 1", p.A)
 	}
 }
