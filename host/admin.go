@@ -24,7 +24,7 @@ type connKey struct{}
 func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", h.jsonCall(func(*http.Request) (any, error) { return h.Status(), nil }))
-	mux.HandleFunc("GET /v1/versions", h.jsonCall(func(*http.Request) (any, error) { return versionStatuses(h.loader.Versions()), nil }))
+	mux.HandleFunc("GET /v1/versions", h.jsonCall(func(*http.Request) (any, error) { return h.versionStatuses(), nil }))
 	mux.HandleFunc("POST /v1/activate", h.jsonCall(func(r *http.Request) (any, error) {
 		return h.versionOp("activated", r, h.loader.Activate)
 	}))

@@ -2,8 +2,9 @@ package host
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hothost/hothost/abi"
@@ -11,91 +12,154 @@ import (
 	"github.com/hothost/hothost/state"
 )
 
-// request is one frame on its way through a lane. A connection owns one
-// request and reuses it: it waits for each reply before reading on.
-type request struct {
-	player uint64
-	frame  Frame
-	login  bool
-	done   chan Reply
-}
+// The request path runs on the connection's goroutine: no hand-off to a
+// lane goroutine and back, which was measured as the main per-request cost
+// (two scheduler wake-ups, often across OS threads). Per-player order and
+// one transaction at a time per lane come from the state store's lane
+// lock; the bounded queue is a counting semaphore per lane; the reply is
+// written only after Store.Run committed.
+//
+// Everything a request writes is its lane's or its session's: counters and
+// latency buckets live in per-lane slices (lane.counts) summed when
+// /metrics or the status page reads them, so no cache line is shared by
+// all cores and written on every request.
 
-// lane runs the requests of the players hashed onto it, one at a time, in
-// arrival order. Its Call is reused: only the lane goroutine touches it.
+// lane is the host's side of one state lane.
 type lane struct {
-	ch   chan *request
-	call abi.Call
+	// queued counts the requests waiting for or holding the lane: the
+	// mailbox bound, as a semaphore rather than a goroutine's channel.
+	queued atomic.Int32
+	// counts is indexed by loader serial (Entry.Serial). Only the holder
+	// of the state lane writes it, and only after Guard.Claim (a fenced
+	// call writes nothing); readers take the lane with Store.WithLane.
+	counts []verCount
+	_      [64]byte
 }
 
-// laneOf hashes a player onto a lane. The multiply spreads sequential ids.
-func (h *Host[T, C]) laneOf(player uint64) *lane {
-	return h.lanes[(player*0x9E3779B97F4A7C15)>>32%uint64(len(h.lanes))]
+// verCount is one version's requests on one lane.
+type verCount struct {
+	calls, errs, panics int64
+	codes               map[string]int64 // replies by error code (rare: allocated on the first)
+	hist                latencyHist
 }
 
-// submit queues r on its player's lane and waits for the reply. A full
-// mailbox answers busy at once rather than queueing without bound.
-func (h *Host[T, C]) submit(r *request) Reply {
-	if h.draining.Load() {
-		return errReply("draining", "server is shutting down; reconnect shortly")
-	}
-	select {
-	case h.laneOf(r.player).ch <- r:
-	default:
-		h.metrics.busy.Inc()
-		return errReply("busy", "too many requests queued for this player's lane; retry")
-	}
-	return <-r.done
-}
+// errFenced is execute's answer to a session whose request the watchdog
+// gave up on: the connection belongs to a fresh session now, and the
+// goroutine stuck in the handler must not touch it.
+var errFenced = errors.New("host: request fenced by the watchdog")
 
-func (h *Host[T, C]) runLane(ln *lane) {
-	defer h.lanesDone.Done()
-	for r := range ln.ch {
-		r.done <- h.execute(ln, r)
-	}
-}
-
-// execute runs one request as a state transaction. The reply is built only
-// after Update returned, that is after the commit.
-func (h *Host[T, C]) execute(ln *lane, r *request) Reply {
-	start := time.Now()
-	if r.login {
-		return h.login(r.player, start)
-	}
+// execute runs one client request as a state transaction on the calling
+// goroutine. The reply is built only after Run returned, that is after the
+// commit. It returns errFenced, and no reply, when the watchdog gave up on
+// the request while its handler ran.
+func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error) {
 	table := h.loader.Current() // one atomic load: the whole request runs on this table
-	e, ok := table.Lookup(r.frame.Cmd)
+	e, ok := table.Lookup(f.Cmd)
 	if !ok {
-		h.metrics.requests.WithLabelValues("", "", "unknown").Inc()
-		return errReply("unknown", "no command %q (try: %s)", r.frame.Cmd, commandList(table))
+		h.unknown.Add(1)
+		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(table)), nil
 	}
-	cfg := h.config.current()
-	c := &ln.call
+	if h.stuckCount.Load() > 0 {
+		if sc, ok := h.stuckOf(s.player); ok {
+			return errReply("stuck", "player %d's earlier %s is stuck in %s %s since %s; requests are refused until it ends or the server restarts",
+				s.player, sc.Msg, sc.Module, sc.Version, sc.Since.Format(time.TimeOnly)), nil
+		}
+	}
+	ln := &h.lanes[h.store.LaneOf(s.player)]
+	if ln.queued.Add(1) > h.mailbox {
+		ln.queued.Add(-1)
+		h.metrics.busy.Inc()
+		return errReply("busy", "too many requests queued for this player's lane; retry"), nil
+	}
+	defer ln.queued.Add(-1)
+
+	c := &s.call
 	c.Reset()
-	c.Player, c.Msg, c.Args, c.Now, c.Config, c.Log = r.player, r.frame.Cmd, r.frame.Args, start, cfg.Value, h.log
-	err := h.store.Update(r.player, func(p *T) error {
+	c.Player, c.Msg, c.Args, c.Now, c.Config, c.Log = s.player, f.Cmd, f.Args, start, h.config.current().Value, h.log
+	s.entry, s.msg = e, f.Cmd // read by the watchdog only after it fenced this request
+	handler, serial := e.Handler(), e.Serial()
+	err := h.store.Run(s.player, s.guard, func(p *T) (err error) {
+		li := s.guard.Lane()
+		s.busy.Store(uint64(start.UnixMilli())<<16 | uint64(min(serial+1, 0xffff)))
+		h.marks.Set(li, s.player, start.UnixNano(), e.Module(), e.Version(), f.Cmd)
+		// The one recover of the request, shared by the handler and the
+		// transaction around it.
+		defer func() {
+			r := recover()
+			if !s.guard.Claim() {
+				err = errFenced // the lane is someone else's now: write nothing of it
+				return
+			}
+			h.marks.Clear(li)
+			s.busy.Store(0)
+			if r != nil {
+				err = e.Panicked(r)
+			}
+			h.lanes[li].count(serial, err, time.Since(start))
+		}()
 		c.State = p
-		return e.Call(c)
+		return handler(c)
 	})
-	reply := h.replyFor(c, err)
-	c.State, c.Config = nil, nil
-	code := "ok"
-	if !reply.OK {
-		code = reply.Code
+	if errors.Is(err, errFenced) || errors.Is(err, state.ErrFenced) {
+		return Reply{}, errFenced
 	}
-	h.metrics.observe(e.Module(), e.Version(), code, time.Since(start))
-	return reply
+	reply := h.replyFor(c, err)
+	c.State, c.Config, c.Args = nil, nil, nil
+	return reply, nil
+}
+
+// count adds one call of version serial to the lane; the caller holds the
+// lane (after Guard.Claim).
+func (ln *lane) count(serial int, err error, d time.Duration) {
+	if serial < 0 {
+		return
+	}
+	if serial >= len(ln.counts) {
+		ln.counts = append(ln.counts, make([]verCount, serial+1-len(ln.counts))...)
+	}
+	vc := &ln.counts[serial]
+	vc.calls++
+	vc.hist.observe(d)
+	if err == nil {
+		return
+	}
+	vc.errs++
+	code := replyCode(err)
+	if code == "internal" {
+		vc.panics++
+	}
+	if vc.codes == nil {
+		vc.codes = map[string]int64{}
+	}
+	vc.codes[code]++
+}
+
+// replyCode is the error code a handler's error reaches the client as.
+func replyCode(err error) string {
+	var ae *abi.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae.Code
+	case errors.Is(err, loader.ErrPanic), errors.Is(err, state.ErrPanic):
+		return "internal"
+	case errors.Is(err, state.ErrNotFound):
+		return "nologin"
+	}
+	return "failed"
 }
 
 func (h *Host[T, C]) replyFor(c *abi.Call, err error) Reply {
+	if err == nil {
+		return Reply{OK: true, Text: c.ReplyText()}
+	}
 	var ae *abi.Error
-	switch {
-	case err == nil:
-		return okReply("%s", c.ReplyText())
+	switch code := replyCode(err); {
 	case errors.As(err, &ae):
 		return errReply(ae.Code, "%s", ae.Msg)
-	case errors.Is(err, loader.ErrPanic), errors.Is(err, state.ErrPanic):
+	case code == "internal":
 		h.log.Error("handler panicked; player unchanged", "player", c.Player, "msg", c.Msg, "err", err)
 		return errReply("internal", "the handler failed; nothing was changed")
-	case errors.Is(err, state.ErrNotFound):
+	case code == "nologin":
 		return errReply("nologin", "player %d has no state; log in again", c.Player)
 	default:
 		h.log.Warn("request failed", "player", c.Player, "msg", c.Msg, "err", err)
@@ -103,6 +167,8 @@ func (h *Host[T, C]) replyFor(c *abi.Call, err error) Reply {
 	}
 }
 
+// login creates the player on first login and runs the game's login hook,
+// on the calling goroutine like every request.
 func (h *Host[T, C]) login(player uint64, now time.Time) Reply {
 	created, err := h.store.Ensure(player)
 	if err != nil {
@@ -121,10 +187,11 @@ func (h *Host[T, C]) login(player uint64, now time.Time) Reply {
 	return okReply("welcome %d", player)
 }
 
+// commandList names the messages the active versions handle, for `err unknown`.
 func commandList(t *loader.Table) string {
-	mods := t.Modules()
-	if len(mods) == 0 {
+	msgs := t.Messages()
+	if len(msgs) == 0 {
 		return "no handlers loaded"
 	}
-	return fmt.Sprintf("modules %v", mods)
+	return "ping, quit, " + strings.Join(msgs, ", ")
 }

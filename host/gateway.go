@@ -5,8 +5,42 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
+
+	"github.com/hothost/hothost/abi"
+	"github.com/hothost/hothost/loader"
+	"github.com/hothost/hothost/state"
 )
+
+// session is one client connection: its codec, the logged-in player, and
+// what the watchdog needs to see and fence its running request.
+type session struct {
+	conn    net.Conn
+	codec   *lineCodec
+	release func() // gives back the connection slot
+	player  uint64
+	guard   *state.Guard
+	// busy is startUnixMilli<<16 | serial+1 while a handler runs, else 0:
+	// one word the watchdog and the status page read without a lock.
+	busy atomic.Uint64
+	call abi.Call // reused: one request at a time
+	// entry and msg are the running request's, written before Store.Run;
+	// the watchdog reads them only after its Fence succeeded, which orders
+	// them (the compare-and-swap reads the word Run stored after them).
+	entry loader.Entry
+	msg   string
+	// deadline is when the read deadline was last pushed out (to
+	// deadline + IdleTimeout).
+	deadline time.Time
+	// handedOver is closed once the watchdog has fenced a request of this
+	// session and handed the connection to a fresh one.
+	handedOver chan struct{}
+}
+
+func newSession(conn net.Conn, codec *lineCodec, release func()) *session {
+	return &session{conn: conn, codec: codec, release: release, guard: new(state.Guard), handedOver: make(chan struct{})}
+}
 
 // serveClients accepts client connections until the listener closes.
 func (h *Host[T, C]) serveClients(ln net.Listener) {
@@ -31,88 +65,123 @@ func (h *Host[T, C]) serveClients(ln net.Listener) {
 			conn.Close()
 			continue
 		}
-		if !h.track(conn, true) {
+		s := newSession(conn, newLineCodec(conn, h.opts.MaxFrame), func() { <-slots })
+		if !h.track(s, nil) {
 			conn.Close()
-			<-slots
+			s.release()
 			continue
 		}
 		h.connsDone.Add(1)
-		go func() {
-			defer func() { h.track(conn, false); conn.Close(); <-slots; h.connsDone.Done() }()
-			h.serveConn(conn)
-		}()
+		go h.runSession(s, nil)
 	}
 }
 
-// track adds or removes a live connection; adding fails once shutdown began.
-func (h *Host[T, C]) track(conn net.Conn, add bool) bool {
+// runSession serves s until it ends, then closes the connection, unless
+// the watchdog took the connection over from it (then a fresh session
+// owns it, and this goroutine leaves without touching it). first, if set,
+// is written before the first read: the reply to a fenced request.
+func (h *Host[T, C]) runSession(s *session, first *Reply) {
+	if first != nil && s.codec.WriteReply(*first) != nil {
+		h.endSession(s)
+		return
+	}
+	if h.serveConn(s) {
+		h.endSession(s)
+	} else {
+		h.stuckEnded(s)
+	}
+}
+
+func (h *Host[T, C]) endSession(s *session) {
+	h.track(nil, s)
+	s.conn.Close()
+	s.release()
+	h.connsDone.Done()
+}
+
+// track adds s, removes old, or replaces old with s (a watchdog takeover);
+// adding fails once shutdown began.
+func (h *Host[T, C]) track(s, old *session) bool {
 	h.connMu.Lock()
 	defer h.connMu.Unlock()
-	if !add {
-		delete(h.conns, conn)
-		h.metrics.conns.Set(float64(len(h.conns)))
-		return true
+	if old != nil {
+		delete(h.conns, old)
 	}
-	if h.conns == nil {
-		return false
+	if s != nil {
+		if h.conns == nil {
+			return false
+		}
+		h.conns[s] = struct{}{}
 	}
-	h.conns[conn] = struct{}{}
 	h.metrics.conns.Set(float64(len(h.conns)))
 	return true
 }
 
 // serveConn runs one client session: login first, then commands, each
 // answered before the next frame is read. Nothing the client sends can do
-// more than end its own session.
-func (h *Host[T, C]) serveConn(conn net.Conn) {
-	codec := newLineCodec(conn, h.opts.MaxFrame)
-	req := &request{done: make(chan Reply, 1)}
+// more than end its own session. It returns false if the watchdog fenced a
+// request of this session: the connection is no longer this goroutine's.
+func (h *Host[T, C]) serveConn(s *session) bool {
 	bad := 0
 	for {
-		conn.SetReadDeadline(time.Now().Add(h.opts.IdleTimeout))
-		f, err := codec.ReadFrame()
+		h.pushDeadline(s, time.Now())
+		f, err := s.codec.ReadFrame()
 		if errors.Is(err, ErrBadFrame) {
 			bad++
 			h.metrics.badFrames.Inc()
 			if bad >= h.opts.MaxBadFrames {
-				codec.WriteReply(errReply("frame", "%v; %d bad frames, closing", err, bad))
-				return
+				s.codec.WriteReply(errReply("frame", "%v; %d bad frames, closing", err, bad))
+				return true
 			}
-			if codec.WriteReply(errReply("frame", "%v", err)) != nil {
-				return
+			if s.codec.WriteReply(errReply("frame", "%v", err)) != nil {
+				return true
 			}
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				codec.WriteReply(errReply("idle", "no request for %v, closing", h.opts.IdleTimeout))
+				s.codec.WriteReply(errReply("idle", "no request for %v, closing", h.opts.IdleTimeout))
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				h.log.Debug("client read", "remote", conn.RemoteAddr(), "err", err)
+				h.log.Debug("client read", "remote", s.conn.RemoteAddr(), "err", err)
 			}
-			return
+			return true
 		}
 		var reply Reply
 		switch {
 		case f.Cmd == "quit":
-			codec.WriteReply(okReply("bye"))
-			return
+			s.codec.WriteReply(okReply("bye"))
+			return true
 		case f.Cmd == "ping":
 			reply = okReply("pong")
+		case h.draining.Load():
+			reply = errReply("draining", "server is shutting down; reconnect shortly")
 		case f.Cmd == "login":
-			reply = h.clientLogin(req, f)
-		case req.player == 0:
+			reply = h.clientLogin(s, f)
+		case s.player == 0:
 			reply = errReply("nologin", "log in first: login <player-id>")
 		default:
-			req.frame, req.login = f, false
-			reply = h.submit(req)
+			if reply, err = h.execute(s, f, time.Now()); err != nil {
+				return false // fenced: the watchdog answered and handed the connection on
+			}
 		}
-		if err := codec.WriteReply(reply); err != nil {
-			return
+		if err := s.codec.WriteReply(reply); err != nil {
+			return true
 		}
 	}
 }
 
-func (h *Host[T, C]) clientLogin(req *request, f Frame) Reply {
+// pushDeadline sets the idle read deadline at most once per eighth of the
+// idle timeout rather than before every read (each call reprograms a
+// runtime timer): a connection is closed after between 7/8 and all of
+// IdleTimeout without a request.
+func (h *Host[T, C]) pushDeadline(s *session, now time.Time) {
+	if now.Sub(s.deadline) >= h.opts.IdleTimeout/8 {
+		s.conn.SetReadDeadline(now.Add(h.opts.IdleTimeout))
+		s.deadline = now
+	}
+}
+
+func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
 	if len(f.Args) != 1 {
 		return errReply("usage", "login <player-id>")
 	}
@@ -120,14 +189,12 @@ func (h *Host[T, C]) clientLogin(req *request, f Frame) Reply {
 	if err != nil {
 		return errReply("usage", "%v", err)
 	}
-	if req.player != 0 && req.player != id {
-		return errReply("usage", "already logged in as %d on this connection", req.player)
+	if s.player != 0 && s.player != id {
+		return errReply("usage", "already logged in as %d on this connection", s.player)
 	}
-	prev := req.player
-	req.player, req.frame, req.login = id, f, true
-	r := h.submit(req)
-	if !r.OK {
-		req.player = prev
+	r := h.login(id, time.Now())
+	if r.OK {
+		s.player = id
 	}
 	return r
 }

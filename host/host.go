@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hothost/hothost/internal/crashmark"
 	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/state"
 )
@@ -32,14 +34,20 @@ type Host[T, C any] struct {
 	config  *configSource[C]
 	metrics *metrics
 	audit   *auditLog
-	lanes   []*lane
+	lanes   []lane // one per state lane
+	mailbox int32  // requests per lane, waiting or running, before `err busy`
+	marks   *crashmark.Board
 	started time.Time
 
+	unknown    atomic.Int64 // requests for a message no active version handles
+	stuck      stuckSet     // fenced requests whose handler still runs
+	stuckCount atomic.Int32 // len(stuck.calls), read on every request
+	lastCrash  *CrashReport // the previous process's unclean exit, if any
+
 	draining  atomic.Bool
-	lanesDone sync.WaitGroup
 	connsDone sync.WaitGroup
 	connMu    sync.Mutex
-	conns     map[net.Conn]struct{} // nil once shutdown began
+	conns     map[*session]struct{} // nil once shutdown began
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -58,14 +66,15 @@ func New[T, C any](game Game[T, C], opts Options) (*Host[T, C], error) {
 		return nil, err
 	}
 	h := &Host[T, C]{opts: opts, game: game, log: opts.Logger, stop: make(chan struct{}), ready: make(chan struct{}),
-		conns: map[net.Conn]struct{}{}}
+		conns: map[*session]struct{}{}, mailbox: int32(opts.Mailbox)}
+	h.stuck.calls = map[uint64]StuckCall{}
 	h.config = newConfigSource(opts.ConfigDir, game.DefaultConfig, game.Validate)
 	h.metrics = newMetrics(h.snapshotAge, func() float64 {
 		if h.store == nil {
 			return 0
 		}
 		return float64(h.store.Len())
-	})
+	}, h.collectRequests)
 	return h, nil
 }
 
@@ -94,9 +103,13 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	if _, _, err := h.config.reload(); err != nil {
 		return fmt.Errorf("host: initial config from %s: %w", o.ConfigDir, err)
 	}
+	fatalReport, err := h.armCrashOutput()
+	if err != nil {
+		return err
+	}
 	h.store, h.opened, err = state.Open[T](state.Options{
 		Name: o.StateName, ShmDir: o.ShmDir, Capacity: o.Capacity, SnapshotDir: filepath.Join(o.DataDir, "snapshots"),
-		KeepSnapshots: o.KeepSnapshots, SnapshotEvery: o.SnapshotEvery, Logger: h.log,
+		KeepSnapshots: o.KeepSnapshots, SnapshotEvery: o.SnapshotEvery, Lanes: o.Lanes, Logger: h.log,
 	})
 	if err != nil {
 		return fmt.Errorf("host: open state: %w", err)
@@ -108,12 +121,25 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	h.lanes = make([]lane, h.store.Lanes())
+	marks, left, err := crashmark.Open(h.store.Path()+".marks", h.store.Lanes())
+	if marks == nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if err != nil {
+		h.log.Warn("lane marks of the previous process unusable; replaced", "err", err)
+	}
+	h.marks = marks
+	defer h.marks.Close()
+
 	if h.loader, err = h.newLoader(); err != nil {
 		return err
 	}
+	h.lastCrash = h.attributeCrash(fatalReport, left, h.opened.How == state.Recovered)
 	if err := h.loader.Poll(ctx); err != nil {
 		h.log.Warn("initial plugin poll", "err", err)
 	}
+	h.warnFewModules()
 
 	clientLn, err := net.Listen("tcp", o.Listen)
 	if err != nil {
@@ -138,14 +164,6 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 		servers = append(servers, h.newAdminServer(true))
 		listeners = append(listeners, tl)
 	}
-	// Lanes start once nothing can fail any more, so an error above leaves
-	// no goroutine behind.
-	h.lanes = make([]*lane, o.Lanes)
-	for i := range h.lanes {
-		h.lanes[i] = &lane{ch: make(chan *request, o.Mailbox)}
-		h.lanesDone.Add(1)
-		go h.runLane(h.lanes[i])
-	}
 	for i, s := range servers {
 		go s.Serve(listeners[i])
 	}
@@ -154,9 +172,10 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
-	bgDone.Add(2)
+	bgDone.Add(3)
 	go func() { defer bgDone.Done(); h.loader.Run(bg) }()
 	go func() { defer bgDone.Done(); h.background(bg) }()
+	go func() { defer bgDone.Done(); h.watch(bg) }()
 
 	h.log.Info("serving", "clients", h.clientAddr.String(), "admin", o.AdminSocket, "plugins", o.PluginDir,
 		"modules", fmt.Sprint(h.loader.Current().Modules()), "config_version", h.config.current().Version)
@@ -170,20 +189,28 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	h.log.Info("shutting down", "why", h.stopWhy.Load())
 
 	// Stop accepting, refuse new requests, close sessions (each finishes
-	// the request it is waiting on), then drain and stop the lanes.
+	// the request it is running), and wait for them, at most DrainTimeout:
+	// then whatever still runs is fenced, so nothing commits after the
+	// final snapshot and a stuck handler cannot hold the shutdown.
 	clientLn.Close()
 	h.draining.Store(true)
 	h.connMu.Lock()
-	for c := range h.conns {
-		c.Close()
+	for s := range h.conns {
+		s.conn.Close()
 	}
+	h.connMu.Unlock()
+	drained := make(chan struct{})
+	go func() { h.connsDone.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(o.DrainTimeout):
+		n := h.fenceOverdue(time.Now(), 0)
+		h.log.Error("drain timeout: requests still running were fenced", "fenced", n, "drain_timeout", o.DrainTimeout)
+		<-drained // fenced sessions hand over to fresh ones, which find their connection closed
+	}
+	h.connMu.Lock()
 	h.conns = nil
 	h.connMu.Unlock()
-	h.connsDone.Wait()
-	for _, ln := range h.lanes {
-		close(ln.ch)
-	}
-	h.lanesDone.Wait()
 	stopBG()
 	bgDone.Wait()
 
@@ -245,6 +272,33 @@ func parsePublicKey(b []byte) (ed25519.PublicKey, error) {
 func (h *Host[T, C]) onLoaderEvent(e loader.Event) {
 	kind := strings.ReplaceAll(string(e.Kind), " ", "_")
 	h.metrics.events.WithLabelValues(kind).Inc()
+}
+
+// warnFewModules says loudly when the host starts serving with no modules,
+// or fewer than the history says served before the restart.
+func (h *Host[T, C]) warnFewModules() {
+	mods := h.loader.Current().Modules()
+	prev := map[string]bool{}
+	for _, v := range h.loader.Versions() {
+		if v.Module != "" && v.State != loader.StateRejected {
+			prev[v.Module] = true
+		}
+	}
+	var missing []string
+	for m := range prev {
+		if _, ok := mods[m]; !ok {
+			missing = append(missing, m)
+		}
+	}
+	sort.Strings(missing)
+	switch {
+	case len(mods) == 0:
+		h.log.Error("SERVING WITH NO HANDLERS: every request but login and ping answers `err unknown`",
+			"plugins", h.opts.PluginDir, "modules_before", len(prev))
+	case len(missing) > 0:
+		h.log.Error("SERVING WITH FEWER MODULES THAN BEFORE THE RESTART", "missing", strings.Join(missing, ", "),
+			"active", fmt.Sprint(mods))
+	}
 }
 
 // background polls the config directory. (Periodic snapshots are the

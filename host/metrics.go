@@ -1,8 +1,6 @@
 package host
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -11,9 +9,11 @@ import (
 // hosts in one test binary do not collide.
 type metrics struct {
 	reg       *prometheus.Registry
-	requests  *prometheus.CounterVec   // module, version, code
-	latency   *prometheus.HistogramVec // module, version
+	reqs      *requestCollector // requests and latency: per-lane counters summed at scrape time
 	busy      prometheus.Counter
+	timeouts  *prometheus.CounterVec // module, version: handlers past the deadline
+	stuck     prometheus.Gauge       // fenced handlers still running
+	crashes   *prometheus.CounterVec // module, version: unclean exits attributed at start
 	refused   prometheus.Counter
 	badFrames prometheus.Counter
 	conns     prometheus.Gauge
@@ -21,14 +21,16 @@ type metrics struct {
 	snapAge   prometheus.GaugeFunc
 }
 
-func newMetrics(snapshotAge func() float64, players func() float64) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "hothost_requests_total", Help: "Client requests by handler module, version and reply code (ok, or the error code; panics are code internal).",
-	}, []string{"module", "version", "code"})
-	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "hothost_request_seconds", Help: "Time from a request reaching its lane to its commit.",
-		Buckets: prometheus.ExponentialBuckets(5e-6, 2.5, 14),
+func newMetrics(snapshotAge func() float64, players func() float64, requests func(chan<- prometheus.Metric)) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), reqs: newRequestCollector()}
+	m.reqs.collect = requests
+	m.timeouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hothost_handler_timeouts_total", Help: "Requests whose handler ran past the handler timeout: fenced, the version marked bad.",
+	}, []string{"module", "version"})
+	m.stuck = prometheus.NewGauge(prometheus.GaugeOpts{Name: "hothost_stuck_handlers",
+		Help: "Fenced handlers still running on their goroutine (Go cannot stop one; a restart reclaims their CPU)."})
+	m.crashes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hothost_crashes_total", Help: "Unclean exits of the previous process attributed to a plugin version, counted at start.",
 	}, []string{"module", "version"})
 	m.busy = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_busy_total", Help: "Requests refused because the player's lane mailbox was full."})
 	m.refused = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_refused_connections_total", Help: "Connections refused at the connection limit."})
@@ -39,12 +41,8 @@ func newMetrics(snapshotAge func() float64, players func() float64) *metrics {
 	}, []string{"kind"})
 	m.snapAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hothost_snapshot_age_seconds", Help: "Seconds since the last successful snapshot (-1: none yet)."}, snapshotAge)
 	playersGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hothost_players", Help: "Players in the state store."}, players)
-	m.reg.MustRegister(m.requests, m.latency, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
+	m.reg.MustRegister(m.reqs, m.timeouts, m.stuck, m.crashes, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *metrics) observe(module, version, code string, d time.Duration) {
-	m.requests.WithLabelValues(module, version, code).Inc()
-	m.latency.WithLabelValues(module, version).Observe(d.Seconds())
-}

@@ -38,8 +38,10 @@ type Options struct {
 	ConfigDir       string        // game config JSON files; default <DataDir>/config
 	PublicKey       string        // ed25519 public key file; when set, plugins must be signed
 	Poll            time.Duration // plugin and config poll interval; default 500ms
-	Lanes           int           // dispatch lanes; default 64
-	Mailbox         int           // requests queued per lane before `err busy`; default 256
+	Lanes           int           // transaction lanes of a new state segment (a power of two); default 64
+	Mailbox         int           // requests per lane, waiting or running, before `err busy`; default 256
+	HandlerTimeout  time.Duration // a handler running longer is fenced and its version marked bad; default 2s
+	DrainTimeout    time.Duration // SIGTERM waits this long for running requests, then fences them; default 10s
 	MaxFrame        int           // bytes per client frame; default 1024
 	MaxConns        int           // concurrent client connections; default 10000
 	MaxBadFrames    int           // bad frames before a disconnect; default 5
@@ -85,11 +87,19 @@ func (o *Options) setDefaults(gameName string) error {
 	setD(&o.IdleTimeout, 5*time.Minute)
 	setD(&o.SnapshotEvery, 30*time.Second)
 	setD(&o.Probation, 30*time.Second)
+	setD(&o.HandlerTimeout, 2*time.Second)
+	setD(&o.DrainTimeout, 10*time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.AdminAddr != "" && o.AdminToken == "" {
 		return errors.New("host: an admin TCP address needs an admin token")
+	}
+	if o.Lanes&(o.Lanes-1) != 0 {
+		return fmt.Errorf("host: %d lanes: want a power of two", o.Lanes)
+	}
+	if o.HandlerTimeout < 0 || o.DrainTimeout < 0 {
+		return fmt.Errorf("host: handler timeout %v and drain timeout %v must be positive", o.HandlerTimeout, o.DrainTimeout)
 	}
 	if o.Lanes < 1 || o.Mailbox < 1 || o.MaxFrame < 16 || o.MaxConns < 1 {
 		return fmt.Errorf("host: lanes %d, mailbox %d, max frame %d and max conns %d must be positive (max frame >= 16)",

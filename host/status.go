@@ -22,6 +22,14 @@ type Status struct {
 	TableGen    uint64            `json:"table_generation"`
 	Config      ConfigStatus      `json:"config"`
 	Snapshot    SnapshotStatus    `json:"snapshot"`
+	// HandlerTimeout is the watchdog's deadline per request.
+	HandlerTimeout string `json:"handler_timeout"`
+	// Stuck lists fenced requests whose handler still runs (each keeps a
+	// goroutine and maybe a CPU until it returns; a restart reclaims them).
+	Stuck []StuckCall `json:"stuck,omitempty"`
+	// LastCrash is the last unclean exit found at a start, and what it was
+	// attributed to.
+	LastCrash *CrashReport `json:"last_crash,omitempty"`
 }
 
 // StateStatus says how the state was opened at start and what it holds.
@@ -74,6 +82,7 @@ func (h *Host[T, C]) Status() Status {
 	h.connMu.Lock()
 	conns := len(h.conns)
 	h.connMu.Unlock()
+	stuck := h.Stuck()
 	info, at, serr := h.store.LastSnapshot()
 	snap := SnapshotStatus{Every: h.opts.SnapshotEvery.String(), Last: at, Path: info.Path, Players: info.Players}
 	if serr != nil {
@@ -86,7 +95,7 @@ func (h *Host[T, C]) Status() Status {
 		State: StateStatus{Opened: h.opened.How.String(), Report: h.opened.String(), Players: h.store.Len(),
 			Capacity: h.store.Cap(), Segment: h.store.Path()},
 		Config:   ConfigStatus{Version: cur.Version, Hash: cur.Hash, Files: cur.Files, LoadedAt: cur.LoadedAt},
-		Snapshot: snap,
+		Snapshot: snap, HandlerTimeout: h.opts.HandlerTimeout.String(), Stuck: stuck, LastCrash: h.lastCrash,
 	}
 	if err := h.config.lastError(); err != nil {
 		st.Config.Error = err.Error()
@@ -97,12 +106,31 @@ func (h *Host[T, C]) Status() Status {
 	return st
 }
 
-func versionStatuses(vs []loader.VersionInfo) []VersionStatus {
+// versionStatuses is the loader's history with this host's request counts
+// (per-lane counters summed now) and requests in flight.
+func (h *Host[T, C]) versionStatuses() []VersionStatus {
+	vs := h.loader.Versions()
+	use := h.usage()
+	inflight := map[int]int64{}
+	h.connMu.Lock()
+	for s := range h.conns {
+		if b := s.busy.Load(); b != 0 {
+			inflight[int(b&0xffff)-1]++
+		}
+	}
+	h.connMu.Unlock()
 	out := make([]VersionStatus, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, VersionStatus{Module: v.Module, Version: v.Version, File: v.File, State: string(v.State),
+		st := VersionStatus{Module: v.Module, Version: v.Version, File: v.File, State: string(v.State),
 			Reason: v.Reason, Pinned: v.Pinned, LoadedAt: v.LoadedAt, ActivatedAt: v.ActivatedAt,
-			Calls: v.Calls, Errors: v.Errors, Panics: v.Panics, InFlight: v.InFlight})
+			Calls: v.Calls, Errors: v.Errors, Panics: v.Panics, InFlight: v.InFlight}
+		if serial, ok := h.loader.SerialOf(v.Module, v.Version); ok && v.State != loader.StateRejected {
+			if u := use[serial]; u != nil {
+				st.Calls, st.Errors, st.Panics = st.Calls+u.calls, st.Errors+u.errs, st.Panics+u.panics
+			}
+			st.InFlight += inflight[serial]
+		}
+		out = append(out, st)
 	}
 	return out
 }
