@@ -3,6 +3,7 @@ package loader
 import (
 	"fmt"
 	"runtime/debug"
+	"sort"
 	"sync/atomic"
 	"time"
 
@@ -196,4 +197,16 @@ func (l *Loader) SerialOf(module, ver string) (int, bool) {
 		return ms.loaded[ver].serial, true
 	}
 	return 0, false
+}
+
+// Messages lists, sorted, the messages this table has a handler for.
+func (t *Table) Messages() []string {
+	out := make([]string, 0, len(t.index))
+	for msg, i := range t.index {
+		if t.entries[i].h != nil {
+			out = append(out, msg)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -78,9 +78,10 @@ func Build(dir string) (*Bins, error) {
 }
 
 // Plugin builds plugins/<src> as module name at version into out and
-// returns the .so path. The source directory is relative to the module root.
-func (b *Bins) Plugin(src, name, version, out string) (string, error) {
-	cmd := exec.Command(b.Hhbuild, "-src", src, "-name", name, "-version", version, "-out", out, "-like", b.Hothost)
+// returns the .so path. The source directory is relative to the module root;
+// flags go to hhbuild as they are.
+func (b *Bins) Plugin(src, name, version, out string, flags ...string) (string, error) {
+	cmd := exec.Command(b.Hhbuild, append([]string{"-src", src, "-name", name, "-version", version, "-out", out, "-like", b.Hothost}, flags...)...)
 	cmd.Dir = b.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if o, err := cmd.CombinedOutput(); err != nil {
@@ -96,6 +97,7 @@ type Config struct {
 	StateName string   // segment name
 	Capacity  int      // players (0: the host's default)
 	Args      []string // more hothost flags
+	Env       []string // more environment, KEY=value (hothost.PrevExitEnv, say)
 }
 
 // Proc is one running host process.
@@ -122,6 +124,7 @@ func (b *Bins) Start(ctx context.Context, cfg Config) (*Proc, error) {
 	os.Remove(p.Socket) // a socket left by a killed host must not answer for the new one
 	p.Cmd = exec.Command(b.Hothost, args...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.log, p.log
+	p.Cmd.Env = append(os.Environ(), cfg.Env...)
 	if err := p.Cmd.Start(); err != nil {
 		return nil, fmt.Errorf("hostproc: start hothost: %w", err)
 	}
