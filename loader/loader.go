@@ -47,6 +47,12 @@ type Options struct {
 	// "static:<name>") and a newer plugin version takes over as usual. Those
 	// given to RegisterStatic are added to every Loader.
 	Static []*abi.Module
+	// HistoryFile keeps the version history and every decision in it
+	// (activations, rollbacks, pins, bad marks, quarantines, crashes, and
+	// each file's preflight result) across restarts; a host passes
+	// <data dir>/versions.json. "" keeps the history in memory only. See
+	// ErrHistoryInvalid for its format and what happens when it is damaged.
+	HistoryFile string
 }
 
 var (
@@ -91,7 +97,7 @@ const (
 	StateStandby    State = "standby"     // loaded, not active; Activate or Rollback can bring it back
 	StateRejected   State = "rejected"    // failed a check; never opened in the host (or opened and refused)
 	StateRolledBack State = "rolled back" // was active until an explicit Rollback
-	StateBad        State = "bad"         // failed probation; the poller never activates it again
+	StateBad        State = "bad"         // failed probation, marked bad or quarantined: never activated automatically again, never opened again after a restart
 )
 
 // EventKind says what happened.
@@ -106,6 +112,8 @@ const (
 	EventProbationFailed EventKind = "probation failed" // rolled back automatically, marked bad
 	EventPinned          EventKind = "pinned"
 	EventUnpinned        EventKind = "unpinned"
+	EventMarkedBad       EventKind = "marked bad"  // MarkBad: by the host (a hung handler, say) or an operator
+	EventQuarantined     EventKind = "quarantined" // RecordCrash: a crash of the process was attributed to it
 )
 
 // Event is one thing the loader did, for logs, metrics and the admin API.
@@ -118,16 +126,27 @@ type Event struct {
 	Err             error  // for rejections: wraps one sentinel
 }
 
-// VersionInfo is one line of the history: a version loaded or a file rejected.
+// VersionInfo is one line of the history: a version loaded or a file
+// rejected, in this process or (Restored) before a restart.
 type VersionInfo struct {
 	Module, Version, File string
 	State                 State
 	Reason                string // why rejected, rolled back, bad or on standby
 	Err                   error  // for rejected files
 	Pinned                bool
-	LoadedAt, ActivatedAt time.Time
-	Calls, Errors, Panics int64
-	InFlight              int64
+	// LoadedAt is when the version was first loaded (or the file rejected),
+	// ActivatedAt its last activation, Changed the last change of its state
+	// or reason; all three survive restarts.
+	LoadedAt, ActivatedAt, Changed time.Time
+	Crashes                        int       // crashes attributed to it (RecordCrash), across restarts
+	LastCrash                      time.Time // when the last of them happened
+	Restored                       bool      // the line was read from the history file at start
+	Loaded                         bool      // its code is open in this process (Activate can use it)
+	SHA256                         string    // of the .so, hex ("" for static modules and files rejected unhashed)
+	PluginPath                     string    // the plugin path it was built with: what its stack frames name
+	PreflightReused                bool      // not preflighted in this process: passed before, same bytes, same host binary
+	Calls, Errors, Panics          int64     // counters of this process
+	InFlight                       int64
 }
 
 // Loader polls a directory for plugin versions and keeps the current table.
@@ -148,6 +167,16 @@ type Loader struct {
 	gen      uint64
 	serials  int     // versions added: the next one's Entry.Serial
 	pending  []Event // emitted after mu is released
+	plans    map[string]*restorePlan // module -> what to restore; nil after the first complete Poll
+	saveSeq  uint64                  // history snapshots taken
+
+	hostID  string // this binary's Go build id: a recorded preflight is reused only in the same binary
+	histErr error  // what was wrong with the history file at start
+
+	saveMu    sync.Mutex // one history write at a time
+	savedSeq  uint64     // the newest snapshot written (or attempted)
+	savedBody []byte     // what the file holds
+	writeErr  error      // the last write's failure, until one succeeds
 }
 
 type moduleState struct {
@@ -156,14 +185,6 @@ type moduleState struct {
 	loaded   map[string]*version
 	pinned   string
 	messages map[string]bool // every message any loaded version handles
-}
-
-// record is one history line: a loaded version, or a rejected file.
-type record struct {
-	v                     *version // nil for a rejection
-	module, version, file string
-	err                   error
-	at                    time.Time
 }
 
 // fileRec is what the poller knows about one path.
@@ -175,6 +196,7 @@ type fileRec struct {
 	rejectedKey string // the exact state a pre-open check rejected
 	sumKey      string // the state sum was computed for
 	sum         [32]byte
+	lastErr     error // its rejection in this process, if any
 }
 
 // New checks opts and returns a Loader with an empty table. It reads the
@@ -211,6 +233,10 @@ func New(opts Options) (*Loader, error) {
 	l := &Loader{opts: opts, log: opts.Logger.With("component", "loader"), host: host,
 		files: map[string]*fileRec{}, modules: map[string]*moduleState{}, slots: map[string]int{}}
 	l.cur.Store(&Table{index: map[string]int{}, modules: map[string]string{}})
+	if opts.HistoryFile != "" {
+		l.hostID = hostBuildID()
+		l.openHistory()
+	}
 	staticMu.Lock()
 	all := append(append([]*abi.Module(nil), statics...), opts.Static...)
 	staticMu.Unlock()
@@ -224,7 +250,9 @@ func New(opts Options) (*Loader, error) {
 			return nil, fmt.Errorf("loader: static module: %w", err)
 		}
 	}
-	l.flush()
+	// A history that cannot be written is reported by HistoryError and by
+	// every later change; the host still starts.
+	l.commit()
 	return l, nil
 }
 
@@ -302,7 +330,14 @@ func (l *Loader) Poll(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	l.flush()
+	if ctx.Err() == nil {
+		l.mu.Lock()
+		if l.plans != nil {
+			l.resolveLocked()
+		}
+		l.mu.Unlock()
+	}
+	errs = append(errs, l.commit())
 	return errors.Join(errs...)
 }
 
@@ -313,6 +348,10 @@ type candidate struct {
 	sum  [32]byte
 	fn   fileName
 	rec  *fileRec
+
+	pluginPath string           // from its build info, once read
+	pre        *preflightRecord // its preflight's outcome, once known
+	preReused  bool             // pre came from the history
 }
 
 // scan decides whether path is complete: its .sha256 sidecar is present and
@@ -345,7 +384,11 @@ func (l *Loader) scan(path string) (candidate, bool, error) {
 	}
 	reject := func(err error) (candidate, bool, error) {
 		rec.rejectedKey = key
-		return candidate{}, false, l.reject(path, err)
+		c := candidate{path: path, rec: rec}
+		if rec.sumKey == fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano()) {
+			c.sum = rec.sum
+		}
+		return candidate{}, false, l.reject(c, err)
 	}
 	if !st.Mode().IsRegular() {
 		return reject(fmt.Errorf("%w: %s is not a regular file (%v)", ErrName, base, st.Mode().Type()))
@@ -388,13 +431,26 @@ func (l *Loader) scan(path string) (candidate, bool, error) {
 func (l *Loader) consider(ctx context.Context, c candidate) error {
 	reject := func(err error) error {
 		c.rec.rejectedKey = c.key
-		return l.reject(c.path, err)
+		return l.reject(c, err)
 	}
 	l.mu.Lock()
 	if ms := l.modules[c.fn.module]; ms != nil && ms.loaded[c.fn.version] != nil {
 		v := ms.loaded[c.fn.version]
 		l.mu.Unlock()
 		return reject(fmt.Errorf("%w: %s %s was loaded from %s (%s)", ErrDuplicate, c.fn.module, c.fn.version, filepath.Base(v.file), v.stateLocked()))
+	}
+	if r := l.badLocked(c.fn.module, c.fn.version); r != nil {
+		_, reason, _, _ := r.liveLocked()
+		l.mu.Unlock()
+		if r.sum == c.sum {
+			// Its code misbehaved in this host before: it is not run again,
+			// not even its init (see StateBad). Told once per process.
+			c.rec.final = true
+			l.log.Warn("plugin not opened: marked bad before", "module", c.fn.module, "version", c.fn.version,
+				"file", c.path, "reason", reason)
+			return nil
+		}
+		return reject(fmt.Errorf("%w: %s %s is marked bad (%s); a new build needs a new version", ErrDuplicate, c.fn.module, c.fn.version, reason))
 	}
 	l.mu.Unlock()
 	if l.opts.PublicKey != nil {
@@ -414,9 +470,56 @@ func (l *Loader) consider(ctx context.Context, c candidate) error {
 		return reject(fmt.Errorf("%s: %w", c.base, err))
 	}
 
+	c.pluginPath = pluginPathOf(pf)
+
 	// From here on the file's code runs (first in the child), so the path is
 	// never considered again, whatever happens to it.
 	c.rec.final = true
+	rep, err := l.runPreflight(ctx, &c, pf)
+	if err != nil {
+		return l.reject(c, fmt.Errorf("%s: preflight: %w", c.base, err))
+	}
+
+	// A message belongs to one module: refuse before the host opens it.
+	if err := l.conflicts(c.fn.module, rep.Handlers); err != nil {
+		return l.reject(c, fmt.Errorf("%s: %w", c.base, err))
+	}
+
+	p, err := plugin.Open(c.path)
+	if err != nil {
+		return l.reject(c, fmt.Errorf("%s: %w", c.base, explainOpenError(err)))
+	}
+	sym, err := p.Lookup(abi.Symbol)
+	if err != nil {
+		return l.reject(c, fmt.Errorf("%s: %w: %v", c.base, ErrNoDescriptor, err))
+	}
+	m, err := checkModule(sym, c.fn)
+	if err != nil {
+		return l.reject(c, fmt.Errorf("%s: %w", c.base, err))
+	}
+	return l.add(c, m)
+}
+
+// ExecPreflight is the default Options.Preflight: it re-executes this
+// binary in preflight mode (see PreflightMain) and kills the child when ctx
+// ends. A host wraps it to count or time preflights.
+func ExecPreflight(ctx context.Context, path string) (*PreflightReport, error) {
+	return execPreflight(ctx, path)
+}
+
+// runPreflight returns the file's preflight report: the one recorded in the
+// history for these bytes, build facts and host binary (a restart does not
+// pay for the child again), or a fresh one from Options.Preflight. c.pre
+// keeps the outcome either way.
+func (l *Loader) runPreflight(ctx context.Context, c *candidate, pf buildFacts) (*PreflightReport, error) {
+	l.mu.Lock()
+	pre := l.reusablePreflightLocked(*c, pf)
+	l.mu.Unlock()
+	if pre != nil {
+		c.pre, c.preReused = pre, true
+		rep := *pre.Report
+		return &rep, nil
+	}
 	pctx, cancel := context.WithTimeout(ctx, l.opts.PreflightTimeout)
 	rep, err := l.opts.Preflight(pctx, c.path)
 	cancel()
@@ -426,28 +529,12 @@ func (l *Loader) consider(ctx context.Context, c candidate) error {
 	if err == nil {
 		err = rep.Err()
 	}
+	c.pre = &preflightRecord{Passed: err == nil, At: time.Now(), Host: l.hostID, GoVersion: pf.goVersion,
+		Settings: comparedSettings(pf), Report: rep}
 	if err != nil {
-		return l.reject(c.path, fmt.Errorf("%s: preflight: %w", c.base, err))
+		c.pre.Error = err.Error()
 	}
-
-	// A message belongs to one module: refuse before the host opens it.
-	if err := l.conflicts(c.fn.module, rep.Handlers); err != nil {
-		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, err))
-	}
-
-	p, err := plugin.Open(c.path)
-	if err != nil {
-		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, explainOpenError(err)))
-	}
-	sym, err := p.Lookup(abi.Symbol)
-	if err != nil {
-		return l.reject(c.path, fmt.Errorf("%s: %w: %v", c.base, ErrNoDescriptor, err))
-	}
-	m, err := checkModule(sym, c.fn)
-	if err != nil {
-		return l.reject(c.path, fmt.Errorf("%s: %w", c.base, err))
-	}
-	return l.add(c, m)
+	return rep, err
 }
 
 // add registers an opened, checked version and activates it if it is the
@@ -461,41 +548,50 @@ func (l *Loader) add(c candidate, m *abi.Module) error {
 	}
 	if err := l.conflictsLocked(m.Name, msgs); err != nil {
 		err = fmt.Errorf("%s: %w", c.base, err)
-		l.rejectLocked(c.path, err)
+		l.rejectLocked(c, err)
 		return err
 	}
-	ms := l.modules[m.Name]
-	if ms == nil {
-		ms = &moduleState{loaded: map[string]*version{}, messages: map[string]bool{}}
-		l.modules[m.Name] = ms
-	}
-	v := &version{l: l, module: m.Name, version: m.Version, sem: c.fn.sem, file: c.path, mod: m, loadedAt: time.Now(),
-		serial: l.serials}
+	ms := l.moduleLocked(m.Name)
+	r := l.recordForLocked(c, m.Name, m.Version)
+	v := &version{l: l, module: m.Name, version: m.Version, sem: c.fn.sem, file: c.path, mod: m, loadedAt: r.loadedAt,
+		state: r.state, reason: r.reason, activatedAt: r.activatedAt, changed: r.changed, serial: l.serials}
 	l.serials++
+	r.v = v
 	ms.loaded[m.Version] = v
 	for msg := range m.Handlers {
 		ms.messages[msg] = true
 	}
-	l.history = append(l.history, &record{v: v, module: v.module, version: v.version, file: c.path, at: v.loadedAt})
+	if p := l.plans[m.Name]; p != nil {
+		l.restoreLocked(ms, p, r)
+		return nil
+	}
+	l.decideLocked(ms, v)
+	return nil
+}
+
+// decideLocked activates a newly loaded version if it is the newest and
+// the module is not pinned, or puts it on standby saying why.
+func (l *Loader) decideLocked(ms *moduleState, v *version) {
 	switch {
 	case ms.pinned != "":
-		v.state, v.reason = StateStandby, "module pinned to "+ms.pinned
-		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
-	case ms.active != nil && v.sem.GreaterThan(ms.active.sem) && len(dropped(ms.active.mod, m)) > 0:
+		l.standbyLocked(v, "module pinned to "+ms.pinned)
+	case ms.active != nil && v.sem.GreaterThan(ms.active.sem) && len(dropped(ms.active.mod, v.mod)) > 0:
 		// A newer version that stops handling a message would turn every
 		// such request into `err unknown` the moment it became active
 		// (invariant 6: a swap never fails a request). It waits for an
 		// operator to accept that with Activate.
-		v.state, v.reason = StateStandby, fmt.Sprintf("not activated automatically: it drops %s, which %s handles; Activate accepts that",
-			strings.Join(dropped(ms.active.mod, m), ", "), ms.active.version)
-		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
+		l.standbyLocked(v, fmt.Sprintf("not activated automatically: it drops %s, which %s handles; Activate accepts that",
+			strings.Join(dropped(ms.active.mod, v.mod), ", "), ms.active.version))
 	case ms.active == nil || v.sem.GreaterThan(ms.active.sem):
 		l.activateLocked(ms, v, true, "newest version")
 	default:
-		v.state, v.reason = StateStandby, "older than active "+ms.active.version
-		l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: v.reason})
+		l.standbyLocked(v, "older than active "+ms.active.version)
 	}
-	return nil
+}
+
+func (l *Loader) standbyLocked(v *version, why string) {
+	v.setLocked(StateStandby, why)
+	l.eventLocked(Event{Kind: EventLoaded, Module: v.module, Version: v.version, File: v.file, Reason: why})
 }
 
 // dropped lists, sorted, the messages old handles and next does not.
@@ -533,21 +629,28 @@ func (l *Loader) activateLocked(ms *moduleState, v *version, push bool, why stri
 	if old := ms.active; old != nil && old != v {
 		old.probation.Store(nil)
 		if old.state == StateActive {
-			old.state, old.reason = StateStandby, "replaced by "+v.version
+			old.setLocked(StateStandby, "replaced by "+v.version)
 		}
 		if push {
 			ms.prev = append(ms.prev, old)
 		}
 	}
 	ms.active = v
-	v.state, v.reason = StateActive, why
-	v.activatedAt = time.Now()
-	if l.opts.ProbationPanics > 0 && l.opts.ProbationWindow > 0 {
-		v.probation.Store(&probation{until: v.activatedAt.Add(l.opts.ProbationWindow),
-			base: v.panics.Load(), threshold: int64(l.opts.ProbationPanics)})
-	}
+	v.setLocked(StateActive, why)
+	v.activatedAt = v.changed
+	l.armProbationLocked(v, v.activatedAt)
 	l.storeLocked()
 	l.eventLocked(Event{Kind: EventActivated, Module: v.module, Version: v.version, File: v.file, Reason: why})
+}
+
+// armProbationLocked starts v's probation as of its activation at since;
+// a window already over leaves it disarmed.
+func (l *Loader) armProbationLocked(v *version, since time.Time) {
+	v.activatedAt = since
+	v.probation.Store(nil)
+	if until := since.Add(l.opts.ProbationWindow); l.opts.ProbationPanics > 0 && l.opts.ProbationWindow > 0 && time.Now().Before(until) {
+		v.probation.Store(&probation{until: until, base: v.panics.Load(), threshold: int64(l.opts.ProbationPanics)})
+	}
 }
 
 // storeLocked builds a table from every module's active version and makes
@@ -600,24 +703,9 @@ func (l *Loader) failProbation(v *version, reason string) {
 		l.mu.Unlock()
 		return
 	}
-	v.probation.Store(nil)
-	prev := popGood(ms)
-	if ms.pinned == v.version {
-		ms.pinned = ""
-		reason += "; pin removed"
-	}
-	if prev != nil {
-		reason += "; restored " + prev.version
-		l.activateLocked(ms, prev, false, "restored: "+v.version+" failed probation")
-	} else {
-		ms.active = nil
-		reason += "; no earlier version, the module's messages are unhandled"
-		l.storeLocked()
-	}
-	v.state, v.reason = StateBad, reason
-	l.eventLocked(Event{Kind: EventProbationFailed, Module: v.module, Version: v.version, File: v.file, Reason: reason})
+	l.markBadLocked(l.recordOfLocked(v), reason, EventProbationFailed)
 	l.mu.Unlock()
-	l.flush()
+	l.commit() // a failed save is logged and reported by HistoryError
 }
 
 // popGood pops the most recent previously active version that is not bad.
@@ -633,130 +721,158 @@ func popGood(ms *moduleState) *version {
 }
 
 // Activate makes a loaded version active (an atomic store); the version
-// active before it is what Rollback restores.
+// active before it is what Rollback restores. Like every decision, it
+// returns once the history file holds it; an ErrHistoryWrite error means
+// it took effect but would not survive a restart.
 func (l *Loader) Activate(module, ver string) error {
-	l.mu.Lock()
-	defer l.flush()
-	defer l.mu.Unlock()
-	ms, v, err := l.findLocked(module, ver)
-	if err != nil {
-		return err
-	}
-	if ms.pinned != "" && ms.pinned != ver {
-		return fmt.Errorf("%w: %s is pinned to %s", ErrPinned, module, ms.pinned)
-	}
-	if ms.active == v {
+	return l.change(func() error {
+		ms, v, err := l.findLocked(module, ver)
+		if err != nil {
+			return err
+		}
+		if ms.pinned != "" && ms.pinned != ver {
+			return fmt.Errorf("%w: %s is pinned to %s", ErrPinned, module, ms.pinned)
+		}
+		if ms.active != v {
+			l.activateLocked(ms, v, true, "activated by operator")
+		}
 		return nil
-	}
-	l.activateLocked(ms, v, true, "activated by operator")
-	return nil
+	})
 }
 
 // Rollback restores the version that was active before the current one and
 // marks the current one rolled back (the poller will not re-activate it).
 func (l *Loader) Rollback(module string) error {
-	l.mu.Lock()
-	defer l.flush()
-	defer l.mu.Unlock()
-	ms := l.modules[module]
-	if ms == nil || ms.active == nil {
-		return fmt.Errorf("%w: module %s has no active version", ErrNoPrevious, module)
-	}
-	if ms.pinned != "" {
-		return fmt.Errorf("%w: %s is pinned to %s", ErrPinned, module, ms.pinned)
-	}
-	cur := ms.active
-	prev := popGood(ms)
-	if prev == nil {
-		return fmt.Errorf("%w: %s %s", ErrNoPrevious, module, cur.version)
-	}
-	cur.probation.Store(nil)
-	l.activateLocked(ms, prev, false, "rollback from "+cur.version)
-	cur.state, cur.reason = StateRolledBack, "rolled back to "+prev.version
-	l.eventLocked(Event{Kind: EventRolledBack, Module: module, Version: cur.version, File: cur.file, Reason: cur.reason})
-	return nil
+	return l.change(func() error {
+		ms := l.modules[module]
+		if ms == nil || ms.active == nil {
+			return fmt.Errorf("%w: module %s has no active version", ErrNoPrevious, module)
+		}
+		if ms.pinned != "" {
+			return fmt.Errorf("%w: %s is pinned to %s", ErrPinned, module, ms.pinned)
+		}
+		cur := ms.active
+		prev := popGood(ms)
+		if prev == nil {
+			return fmt.Errorf("%w: %s %s", ErrNoPrevious, module, cur.version)
+		}
+		cur.probation.Store(nil)
+		l.activateLocked(ms, prev, false, "rollback from "+cur.version)
+		cur.setLocked(StateRolledBack, "rolled back to "+prev.version)
+		l.eventLocked(Event{Kind: EventRolledBack, Module: module, Version: cur.version, File: cur.file, Reason: cur.reason})
+		return nil
+	})
 }
 
 // Pin activates a version and keeps it active: new files of the module are
 // loaded on standby until Unpin.
 func (l *Loader) Pin(module, ver string) error {
-	l.mu.Lock()
-	defer l.flush()
-	defer l.mu.Unlock()
-	ms, v, err := l.findLocked(module, ver)
-	if err != nil {
-		return err
-	}
-	ms.pinned = ver
-	if ms.active != v {
-		l.activateLocked(ms, v, true, "pinned by operator")
-	}
-	l.eventLocked(Event{Kind: EventPinned, Module: module, Version: ver, File: v.file})
-	return nil
+	return l.change(func() error {
+		ms, v, err := l.findLocked(module, ver)
+		if err != nil {
+			return err
+		}
+		ms.pinned = ver
+		if ms.active != v {
+			l.activateLocked(ms, v, true, "pinned by operator")
+		}
+		l.eventLocked(Event{Kind: EventPinned, Module: module, Version: ver, File: v.file})
+		return nil
+	})
 }
 
 // Unpin lets the poller activate newer versions again. It does not change
 // the active version by itself: the next newer file does.
 func (l *Loader) Unpin(module string) error {
-	l.mu.Lock()
-	defer l.flush()
-	defer l.mu.Unlock()
-	ms := l.modules[module]
-	if ms == nil || ms.pinned == "" {
+	return l.change(func() error {
+		ms := l.modules[module]
+		if ms == nil || ms.pinned == "" {
+			return nil
+		}
+		ver := ms.pinned
+		ms.pinned = ""
+		l.eventLocked(Event{Kind: EventUnpinned, Module: module, Version: ver})
 		return nil
+	})
+}
+
+// change runs a decision under mu, then saves the history and delivers the
+// events: a decision returns only once it is durable.
+func (l *Loader) change(decide func() error) error {
+	l.mu.Lock()
+	err := decide()
+	l.mu.Unlock()
+	if serr := l.commit(); err == nil {
+		err = serr
 	}
-	ver := ms.pinned
-	ms.pinned = ""
-	l.eventLocked(Event{Kind: EventUnpinned, Module: module, Version: ver})
-	return nil
+	return err
 }
 
 func (l *Loader) findLocked(module, ver string) (*moduleState, *version, error) {
 	ms := l.modules[module]
 	if ms == nil || ms.loaded[ver] == nil {
+		for i := len(l.history) - 1; i >= 0; i-- {
+			if r := l.history[i]; r.isVersion(module, ver) {
+				s, reason, _, _ := r.liveLocked()
+				return nil, nil, fmt.Errorf("%w: %s %s is %s (%s) and was not opened since the restart", ErrNotLoaded, module, ver, s, reason)
+			}
+		}
 		return nil, nil, fmt.Errorf("%w: %s %s", ErrNotLoaded, module, ver)
 	}
 	return ms, ms.loaded[ver], nil
 }
 
 // Versions returns the history: every version loaded and every file
-// rejected, oldest first, with live counters.
+// rejected, oldest first, across restarts when Options.HistoryFile is set,
+// with this process's counters.
 func (l *Loader) Versions() []VersionInfo {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]VersionInfo, 0, len(l.history))
 	for _, r := range l.history {
-		vi := VersionInfo{Module: r.module, Version: r.version, File: r.file}
-		if v := r.v; v != nil {
-			started, done := v.started.Load(), v.done.Load()
-			vi.State, vi.Reason = v.state, v.reason
-			vi.Pinned = l.modules[v.module].pinned == v.version
-			vi.LoadedAt, vi.ActivatedAt = v.loadedAt, v.activatedAt
-			vi.Calls, vi.Errors, vi.Panics, vi.InFlight = done, v.errs.Load(), v.panics.Load(), started-done
-		} else {
-			vi.State, vi.Reason, vi.Err, vi.LoadedAt = StateRejected, r.err.Error(), r.err, r.at
-		}
-		out = append(out, vi)
+		out = append(out, l.infoLocked(r))
 	}
 	return out
 }
 
 func (v *version) stateLocked() State { return v.state }
 
-func (l *Loader) reject(path string, err error) error {
+func (l *Loader) reject(c candidate, err error) error {
+	if c.rec != nil {
+		c.rec.lastErr = err
+	}
 	l.mu.Lock()
-	l.rejectLocked(path, err)
+	l.rejectLocked(c, err)
 	l.mu.Unlock()
 	return err
 }
 
-func (l *Loader) rejectLocked(path string, err error) {
-	r := &record{file: path, err: err, at: time.Now()}
-	if fn, perr := parseFileName(filepath.Base(path)); perr == nil {
-		r.module, r.version = fn.module, fn.version
+// rejectLocked adds a rejection to the history. The same file rejected for
+// the same reason before a restart keeps its one line.
+func (l *Loader) rejectLocked(c candidate, err error) {
+	var r *record
+	for _, h := range l.history {
+		if h.err != nil && h.file == c.path && h.sum == c.sum && h.err.Error() == err.Error() {
+			r = h
+			break
+		}
 	}
-	l.history = append(l.history, r)
-	l.eventLocked(Event{Kind: EventRejected, Module: r.module, Version: r.version, File: path, Reason: err.Error(), Err: err})
+	if r == nil {
+		now := time.Now()
+		r = &record{file: c.path, sum: c.sum, state: StateRejected, loadedAt: now, changed: now}
+		if fn, perr := parseFileName(filepath.Base(c.path)); perr == nil {
+			r.module, r.version = fn.module, fn.version
+		}
+		l.history = append(l.history, r)
+	}
+	r.err, r.reason = err, err.Error()
+	if c.pluginPath != "" {
+		r.pluginPath = c.pluginPath
+	}
+	if c.pre != nil {
+		r.preflight, r.preflightReused = c.pre, c.preReused
+	}
+	l.eventLocked(Event{Kind: EventRejected, Module: r.module, Version: r.version, File: c.path, Reason: err.Error(), Err: err})
 }
 
 func (l *Loader) eventLocked(e Event) {
@@ -773,7 +889,8 @@ func (l *Loader) flush() {
 	l.mu.Unlock()
 	for _, e := range evs {
 		level := slog.LevelInfo
-		if e.Kind == EventRejected || e.Kind == EventProbationFailed {
+		switch e.Kind {
+		case EventRejected, EventProbationFailed, EventMarkedBad, EventQuarantined:
 			level = slog.LevelWarn
 		}
 		l.log.Log(context.Background(), level, "plugin "+string(e.Kind),

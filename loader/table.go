@@ -167,6 +167,7 @@ type version struct {
 	state       State
 	reason      string
 	activatedAt time.Time
+	changed     time.Time // last change of state or reason (history)
 }
 
 // probation is armed on activation and disarmed by rollback or expiry.
