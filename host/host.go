@@ -249,7 +249,8 @@ func (h *Host[T, C]) newLoader() (*loader.Loader, error) {
 	l, err := loader.New(loader.Options{
 		Dir: h.opts.PluginDir, PollInterval: h.opts.Poll, PublicKey: pub,
 		ProbationWindow: h.opts.Probation, ProbationPanics: h.opts.ProbationPanics,
-		Logger: h.log, OnEvent: h.onLoaderEvent,
+		HistoryFile: filepath.Join(h.opts.DataDir, "versions.json"),
+		Logger:      h.log, OnEvent: h.onLoaderEvent,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("host: loader: %w", err)

@@ -73,7 +73,7 @@ type requestCollector struct {
 }
 
 func (rc *requestCollector) Describe(ch chan<- *prometheus.Desc) { ch <- rc.requests; ch <- rc.latency }
-func (rc *requestCollector) Collect(ch chan<- prometheus.Metric)  { rc.collect(ch) }
+func (rc *requestCollector) Collect(ch chan<- prometheus.Metric) { rc.collect(ch) }
 
 func newRequestCollector() *requestCollector {
 	return &requestCollector{

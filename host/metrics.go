@@ -45,4 +45,3 @@ func newMetrics(snapshotAge func() float64, players func() float64, requests fun
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
-

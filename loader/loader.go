@@ -165,8 +165,8 @@ type Loader struct {
 	slots    map[string]int // message -> stable index
 	slotMsgs []string
 	gen      uint64
-	serials  int     // versions added: the next one's Entry.Serial
-	pending  []Event // emitted after mu is released
+	serials  int                     // versions added: the next one's Entry.Serial
+	pending  []Event                 // emitted after mu is released
 	plans    map[string]*restorePlan // module -> what to restore; nil after the first complete Poll
 	saveSeq  uint64                  // history snapshots taken
 
