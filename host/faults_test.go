@@ -204,3 +204,61 @@ func TestKillBySignalQuarantinesNothing(t *testing.T) {
 		t.Fatalf("coin %q", st.Modules["coin"])
 	}
 }
+
+// Operator decisions survive both kinds of restart: a pin (coin pinned to
+// 1.0.0 although 2.0.0 is newer) and a rollback (shop's only newer version
+// rolled back), after SIGTERM and after kill -9.
+func TestDecisionsSurviveRestarts(t *testing.T) {
+	p, cfg := startHost(t)
+	plugins := filepath.Join(cfg.Dir, "plugins-dir")
+	if err := hostproc.Install(filepath.Join(staging, "coin-2.0.0.so"), plugins); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, p, "coin", "2.0.0")
+	admin := func(p *hostproc.Proc, path string) {
+		t.Helper()
+		if err := p.Admin(context.Background(), "POST", path, nil); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	admin(p, "/v1/rollback?module=coin") // 2.0.0 rolled back, 1.0.0 serves
+	if st := status(t, p); st.Modules["coin"] != "1.0.0" {
+		t.Fatalf("after rollback coin %q", st.Modules["coin"])
+	}
+	for _, restart := range []string{"SIGTERM", "kill -9"} {
+		if restart == "SIGTERM" {
+			if err := p.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			p.Kill()
+			<-p.Done()
+		}
+		p = start(t, cfg)
+		if st := status(t, p); st.Modules["coin"] != "1.0.0" {
+			t.Fatalf("after %s coin %q serves, want the rolled-back-to 1.0.0", restart, st.Modules["coin"])
+		}
+		if s, _ := stateOf(t, p, "coin", "2.0.0"); s != "rolled back" {
+			t.Fatalf("after %s coin 2.0.0 is %q, want rolled back", restart, s)
+		}
+	}
+	admin(p, "/v1/pin?module=coin&version=2.0.0")
+	p.Kill()
+	<-p.Done()
+	p = start(t, cfg)
+	if st := status(t, p); st.Modules["coin"] != "2.0.0" {
+		t.Fatalf("after kill -9 the pin to 2.0.0 is lost: coin %q", st.Modules["coin"])
+	}
+	var vs []struct {
+		Module, Version string
+		Pinned          bool
+	}
+	p.Admin(context.Background(), "GET", "/v1/versions", &vs)
+	pinned := false
+	for _, v := range vs {
+		pinned = pinned || v.Module == "coin" && v.Version == "2.0.0" && v.Pinned
+	}
+	if !pinned {
+		t.Fatalf("coin 2.0.0 not pinned after restart: %+v", vs)
+	}
+}
