@@ -1,22 +1,38 @@
 // Package stateless holds the go/analysis pass that keeps hothost plugins
-// stateless (DESIGN.md invariant 8).
+// stateless and unable to end the host (DESIGN.md invariants 8 and 11), and
+// the driver that runs it over a plugin's whole source tree.
 //
 // A plugin's code is replaced while the host runs and old versions stay
 // loaded for ever, so anything a plugin keeps between calls is lost, or
 // worse, silently kept by an old version after a swap. Player state belongs
-// in the state layer, which survives swaps and restarts. In a plugin's main
-// package the analyzer refuses:
+// in the state layer, which survives swaps and restarts. And a plugin runs
+// inside the host's process: a call that ends the process or the goroutine
+// takes every player down with it. In plugin code the analyzer refuses:
 //
-//   - package-level variables, except the exported descriptor
-//     (var Module = abi.Module{...}) and blank assertions (var _ T = x);
-//   - go statements (a goroutine outlives the call that started it);
-//   - init functions that do more than register, that is anything but
-//     assignments to the Module descriptor;
+//   - package-level variables, except the main package's exported
+//     descriptor (var Module = abi.Module{...}) and blank assertions
+//     (var _ T = x);
+//   - go statements (a goroutine outlives the call that started it, and a
+//     panic on it ends the host: the host recovers only the call's own);
+//   - calls that end the process or the goroutine: os.Exit, syscall.Exit,
+//     unix.Exit, log.Fatal, log.Fatalf, log.Fatalln, the same methods of
+//     *log.Logger, and runtime.Goexit (a call, a deferred call or a function
+//     value alike);
+//   - init functions that do more than register: in the main package
+//     anything but assignments to the Module descriptor, in any other
+//     package of the plugin anything at all;
 //   - calls in the initializers of the descriptor and of blank variables,
 //     since those run when the plugin is opened, like an init.
 //
 // Constants, types, functions and function literals are all fine.
-// Packages not named main are not checked: plugins are main packages.
+//
+// The analyzer treats every package it is run on as plugin code. [Load]
+// decides which packages those are: a plugin's main package and the
+// packages of its own source tree (below the main package's directory) that
+// it imports. Packages shared with the host, such as abi and the game's
+// state package, live outside that tree and are never checked. The checks
+// see only the plugin's own source: a third-party logger that calls
+// os.Exit inside its own package is not caught.
 package stateless
 
 import (
@@ -30,43 +46,95 @@ import (
 // ABIPath is the import path of the package holding the descriptor type.
 const ABIPath = "github.com/hothost/hothost/abi"
 
-// Analyzer reports state a plugin would keep between calls.
+// Analyzer reports state a plugin would keep between calls and calls that
+// would end the host's process or goroutine.
 var Analyzer = &analysis.Analyzer{
 	Name: "stateless",
-	Doc: "refuse state in hothost plugins: package-level variables (but the abi.Module " +
-		"descriptor and blank assertions), go statements, and init functions that do more than register",
+	Doc: "refuse state and process-ending calls in hothost plugins: package-level variables " +
+		"(but the abi.Module descriptor and blank assertions), go statements, os.Exit, log.Fatal*, " +
+		"runtime.Goexit, syscall.Exit, and init functions that do more than register",
 	URL: "https://github.com/hothost/hothost/blob/main/stateless",
 	Run: run,
 }
 
+// ending says, for each function that ends the process or the calling
+// goroutine (by types.Func.FullName), what it does to the host.
+var ending = map[string]string{
+	"os.Exit":                    "ends the host process",
+	"syscall.Exit":               "ends the host process",
+	"golang.org/x/sys/unix.Exit": "ends the host process",
+	"log.Fatal":                  "ends the host process (it calls os.Exit after logging)",
+	"log.Fatalf":                 "ends the host process (it calls os.Exit after logging)",
+	"log.Fatalln":                "ends the host process (it calls os.Exit after logging)",
+	"(*log.Logger).Fatal":        "ends the host process (it calls os.Exit after logging)",
+	"(*log.Logger).Fatalf":       "ends the host process (it calls os.Exit after logging)",
+	"(*log.Logger).Fatalln":      "ends the host process (it calls os.Exit after logging)",
+	"runtime.Goexit":             "ends the host's goroutine running the call, which then never replies nor commits",
+}
+
 func run(pass *analysis.Pass) (any, error) {
-	if pass.Pkg.Name() != "main" {
-		return nil, nil
-	}
+	isMain := pass.Pkg.Name() == "main"
 	for _, f := range pass.Files {
 		for _, decl := range f.Decls {
 			switch d := decl.(type) {
 			case *ast.GenDecl:
 				if d.Tok == token.VAR {
-					checkVars(pass, d)
+					checkVars(pass, d, isMain)
 				}
 			case *ast.FuncDecl:
 				if d.Recv == nil && d.Name.Name == "init" {
-					checkInit(pass, d)
+					checkInit(pass, d, isMain)
 				}
 			}
 		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if g, ok := n.(*ast.GoStmt); ok {
-				pass.Reportf(g.Go, "go statement: a goroutine outlives the call that started it; plugins must not start goroutines")
-			}
-			return true
-		})
+		checkBodies(pass, f)
 	}
 	return nil, nil
 }
 
-func checkVars(pass *analysis.Pass, d *ast.GenDecl) {
+// checkBodies reports go statements and every use of a function that ends
+// the process or the goroutine, called or taken as a value.
+func checkBodies(pass *analysis.Pass, f *ast.File) {
+	seen := map[*ast.Ident]bool{} // selectors are reported at their start
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.GoStmt:
+			pass.Reportf(n.Go, "go statement: a goroutine outlives the call that started it, and a panic on it ends the host process (the host recovers panics only on the call's goroutine); plugins must not start goroutines")
+		case *ast.SelectorExpr:
+			seen[n.Sel] = true
+			reportEnding(pass, n.Sel, n.Pos())
+		case *ast.Ident:
+			if !seen[n] {
+				reportEnding(pass, n, n.Pos())
+			}
+		}
+		return true
+	})
+}
+
+func reportEnding(pass *analysis.Pass, id *ast.Ident, pos token.Pos) {
+	fn, ok := pass.TypesInfo.Uses[id].(*types.Func)
+	if !ok {
+		return
+	}
+	name := fn.FullName()
+	if why, ok := ending[name]; ok {
+		pass.Reportf(pos, "%s %s: return an error instead", shortName(fn), why)
+	}
+}
+
+// shortName is fn as a plugin's author writes it: unix.Exit, log.Fatalf,
+// (*log.Logger).Fatal.
+func shortName(fn *types.Func) string {
+	if recv := fn.Signature().Recv(); recv != nil {
+		return "(" + types.TypeString(recv.Type(), (*types.Package).Name) + ")." + fn.Name()
+	}
+	return fn.Pkg().Name() + "." + fn.Name()
+}
+
+// checkVars allows the descriptor in the main package only: the host looks
+// it up there, and a Module anywhere else is just a variable.
+func checkVars(pass *analysis.Pass, d *ast.GenDecl, isMain bool) {
 	for _, spec := range d.Specs {
 		vs := spec.(*ast.ValueSpec)
 		for i, name := range vs.Names {
@@ -81,11 +149,11 @@ func checkVars(pass *analysis.Pass, d *ast.GenDecl) {
 				if c := firstCall(pass, value); c != nil {
 					pass.Reportf(c.Pos(), "call in the initializer of a blank variable: it runs when the plugin is opened; plugins may only assert (var _ T = x)")
 				}
-			case name.Name == "Module" && isDescriptor(pass.TypesInfo.Defs[name]):
+			case isMain && name.Name == "Module" && isDescriptor(pass.TypesInfo.Defs[name]):
 				if c := firstCall(pass, value); c != nil {
 					pass.Reportf(c.Pos(), "call in the Module descriptor's initializer: it runs when the plugin is opened; use literals and function values")
 				}
-			case name.Name == "Module":
+			case isMain && name.Name == "Module":
 				pass.Reportf(name.Pos(), "package-level variable Module must have type abi.Module (the descriptor the host looks up), not %s",
 					typeString(pass, pass.TypesInfo.Defs[name]))
 			default:
@@ -145,11 +213,17 @@ func firstCall(pass *analysis.Pass, e ast.Expr) *ast.CallExpr {
 
 // checkInit allows an init that only registers: assignments (=) whose left
 // sides are the Module descriptor or parts of it, with call-free right sides.
-func checkInit(pass *analysis.Pass, fn *ast.FuncDecl) {
+// Only the main package has a descriptor, so other packages of the plugin
+// may not have an init that does anything.
+func checkInit(pass *analysis.Pass, fn *ast.FuncDecl, isMain bool) {
 	if fn.Body == nil {
 		return
 	}
 	for _, stmt := range fn.Body.List {
+		if !isMain {
+			pass.Reportf(stmt.Pos(), "init in package %s runs when the plugin is opened: only the main package's init may register, by assigning to the Module descriptor", pass.Pkg.Name())
+			continue
+		}
 		as, ok := stmt.(*ast.AssignStmt)
 		if !ok || as.Tok != token.ASSIGN {
 			pass.Reportf(stmt.Pos(), "init does more than register: only assignments to the Module descriptor are allowed in a plugin's init")

@@ -7,9 +7,11 @@ import (
 	"golang.org/x/tools/go/analysis/analysistest"
 )
 
-// TestAnalyzer checks that every kind of state is reported at its line
-// (bad, wrongtype), that a plugin using everything allowed is clean (good),
-// and that non-main packages are not checked (lib).
+// TestAnalyzer checks that every kind of state and every call that ends
+// the process or the goroutine is reported at its line (bad, ending,
+// wrongtype), that a plugin using everything allowed is clean (good), and
+// that a helper package of a plugin's tree gets the same rules without the
+// descriptor's exceptions (helper).
 func TestAnalyzer(t *testing.T) {
-	analysistest.Run(t, analysistest.TestData(), stateless.Analyzer, "good", "bad", "wrongtype", "lib")
+	analysistest.Run(t, analysistest.TestData(), stateless.Analyzer, "good", "bad", "wrongtype", "helper", "ending")
 }

@@ -3,8 +3,13 @@
 //	hhbuild -src plugins/coin -name coin -version 1.2.0 -out plugins.d [-key build.key] [-like bin/hothost]
 //	hhbuild -keygen build          # writes build.key (private, 0600) and build.pub
 //
-// It first runs the statelessness check (package stateless) and refuses the
-// plugin naming file and line. Then it runs
+// It first checks the plugin's source (package stateless) and refuses it,
+// naming file and line, if any package of the plugin's own tree keeps state
+// or can end the host (os.Exit, log.Fatal, goroutines...), or if the
+// descriptor's Name and Version differ from -name and -version (the loader
+// would reject such a .so, and a host restarted on it would serve without
+// the module). -unsafe-skip-vet skips these checks, loudly: only test
+// corpora of deliberately bad plugins need it. Then it runs
 //
 //	go build -buildmode=plugin -ldflags=-pluginpath=X -gcflags=-p=X -o OUT/<name>-<version>.so SRC
 //
@@ -28,26 +33,24 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-version"
 	"github.com/hothost/hothost/loader/sidecar"
 	"github.com/hothost/hothost/stateless"
-	"golang.org/x/tools/go/analysis"
-	"golang.org/x/tools/go/analysis/checker"
-	"golang.org/x/tools/go/packages"
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 type config struct {
 	src, name, version, out, key, like string
-	vet, force                         bool
+	skipVet, force                     bool
+	log                                *slog.Logger // nil: slog.Default()
 }
 
 func main() {
@@ -59,10 +62,15 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "directory to write <name>-<version>.so and its sidecars to")
 	flag.StringVar(&c.key, "key", "", "ed25519 private key file (from -keygen): also write a .sig")
 	flag.StringVar(&c.like, "like", "", "host binary whose -race, -trimpath and CGO_ENABLED to copy")
-	flag.BoolVar(&c.vet, "vet", true, "run the statelessness check first; false only for test corpora of bad plugins")
+	flag.BoolVar(&c.skipVet, "unsafe-skip-vet", false, "build without checking the source (state, process-ending calls, descriptor); only for test corpora of deliberately bad plugins")
+	vetFlag := flag.Bool("vet", true, "deprecated: -vet=false is -unsafe-skip-vet")
 	flag.BoolVar(&c.force, "force", false, "replace an existing output file (never do this in a watched directory)")
 	flag.StringVar(&keygen, "keygen", "", "write a new key pair PREFIX.key and PREFIX.pub and exit")
 	flag.Parse()
+	if !*vetFlag {
+		slog.Warn("hhbuild: -vet=false is deprecated: use -unsafe-skip-vet")
+		c.skipVet = true
+	}
 	if keygen != "" {
 		if err := sidecar.GenerateKey(keygen); err != nil {
 			fatal(err)
@@ -103,10 +111,14 @@ func build(c config) (string, error) {
 			return "", err
 		}
 	}
-	if c.vet {
-		if err := vet(pattern, env); err != nil {
-			return "", err
+	if c.skipVet {
+		if c.log == nil {
+			c.log = slog.Default()
 		}
+		c.log.Warn("hhbuild: UNSAFE: -unsafe-skip-vet: the source is NOT checked; this plugin may keep state, end the host process or carry a descriptor the loader rejects. Never deploy it.",
+			"src", c.src, "name", c.name, "version", c.version)
+	} else if err := vet(pattern, env, c.name, c.version); err != nil {
+		return "", err
 	}
 	hash, err := sourceHash(c.src)
 	if err != nil {
@@ -163,32 +175,37 @@ func build(c config) (string, error) {
 	return final, nil
 }
 
-// vet runs the statelessness analyzer; any diagnostic refuses the build.
-func vet(pattern string, env []string) error {
-	cfg := &packages.Config{Mode: packages.LoadAllSyntax, Env: env}
-	pkgs, err := packages.Load(cfg, pattern)
-	if err != nil {
-		return fmt.Errorf("load %s: %w", pattern, err)
-	}
-	if n := packages.PrintErrors(pkgs); n > 0 {
-		return fmt.Errorf("%s does not compile (%d errors above)", pattern, n)
-	}
-	g, err := checker.Analyze([]*analysis.Analyzer{stateless.Analyzer}, pkgs, nil)
+// vet refuses the plugin if the analyzer reports anything in its tree, or
+// if its descriptor's Name or Version is not name and version.
+func vet(pattern string, env []string, name, ver string) error {
+	plugins, err := stateless.Load(env, pattern)
 	if err != nil {
 		return err
 	}
-	var msgs []string
-	for _, act := range g.Roots {
-		if act.Err != nil {
-			return act.Err
-		}
-		for _, d := range act.Diagnostics {
-			msgs = append(msgs, fmt.Sprintf("%s: %s", act.Package.Fset.Position(d.Pos), d.Message))
-		}
+	if len(plugins) != 1 {
+		return fmt.Errorf("%s holds %d plugins (main packages); build one at a time", pattern, len(plugins))
 	}
-	if len(msgs) > 0 {
-		sort.Strings(msgs)
-		return fmt.Errorf("refused: the plugin keeps state (DESIGN.md invariant 8):\n\t%s", strings.Join(msgs, "\n\t"))
+	p := plugins[0]
+	findings, err := p.Vet()
+	if err != nil {
+		return err
+	}
+	if len(findings) > 0 {
+		msgs := make([]string, len(findings))
+		for i, f := range findings {
+			msgs[i] = f.String()
+		}
+		return fmt.Errorf("refused: the plugin keeps state or can end the host (DESIGN.md invariants 8 and 11):\n\t%s", strings.Join(msgs, "\n\t"))
+	}
+	d, err := p.Descriptor()
+	if err != nil {
+		return fmt.Errorf("refused: cannot check -name and -version against the descriptor: %w", err)
+	}
+	if d.Name != name {
+		return fmt.Errorf("refused: -name %s differs from the descriptor's Name %q (%s): the loader would reject the .so; make them equal", name, d.Name, d.NamePos)
+	}
+	if dv, err := version.NewSemver(d.Version); err != nil || !dv.Equal(version.Must(version.NewSemver(ver))) {
+		return fmt.Errorf("refused: -version %s differs from the descriptor's Version %q (%s): the loader would reject the .so; make them equal", ver, d.Version, d.VersionPos)
 	}
 	return nil
 }

@@ -1,0 +1,12 @@
+package main
+
+import "github.com/hothost/hothost/abi"
+
+var Module = abi.Module{Name: "coin", Version: "1.0.0"}
+
+func init() {
+	Module.Handlers = nil
+	Module.Version = "1.0.1"
+}
+
+func main() {}

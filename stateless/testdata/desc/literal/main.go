@@ -1,0 +1,7 @@
+package main
+
+import "github.com/hothost/hothost/abi"
+
+var Module = abi.Module{Name: "coin", Version: "1.0.0"}
+
+func main() {}

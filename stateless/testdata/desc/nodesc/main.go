@@ -1,0 +1,5 @@
+package main
+
+const Module = "coin"
+
+func main() {}

@@ -1,0 +1,7 @@
+package main
+
+import "github.com/hothost/hothost/abi"
+
+var Module abi.Module
+
+func main() {}

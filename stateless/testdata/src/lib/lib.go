@@ -1,6 +1,0 @@
-// Package lib is not a main package: not a plugin, not checked.
-package lib
-
-var Counter int
-
-func Start() { go func() {}() }
