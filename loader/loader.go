@@ -165,7 +165,7 @@ type Loader struct {
 	slots    map[string]int // message -> stable index
 	slotMsgs []string
 	gen      uint64
-	pending  []Event // emitted after mu is released
+	pending  []Event                 // emitted after mu is released
 	plans    map[string]*restorePlan // module -> what to restore; nil after the first complete Poll
 	saveSeq  uint64                  // history snapshots taken
 
