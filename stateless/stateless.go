@@ -57,18 +57,23 @@ var Analyzer = &analysis.Analyzer{
 	Run: run,
 }
 
+const (
+	endsProcess = "ends the host process"
+	logsAndEnds = endsProcess + " (it calls os.Exit after logging)"
+)
+
 // ending says, for each function that ends the process or the calling
 // goroutine (by types.Func.FullName), what it does to the host.
 var ending = map[string]string{
-	"os.Exit":                    "ends the host process",
-	"syscall.Exit":               "ends the host process",
-	"golang.org/x/sys/unix.Exit": "ends the host process",
-	"log.Fatal":                  "ends the host process (it calls os.Exit after logging)",
-	"log.Fatalf":                 "ends the host process (it calls os.Exit after logging)",
-	"log.Fatalln":                "ends the host process (it calls os.Exit after logging)",
-	"(*log.Logger).Fatal":        "ends the host process (it calls os.Exit after logging)",
-	"(*log.Logger).Fatalf":       "ends the host process (it calls os.Exit after logging)",
-	"(*log.Logger).Fatalln":      "ends the host process (it calls os.Exit after logging)",
+	"os.Exit":                    endsProcess,
+	"syscall.Exit":               endsProcess,
+	"golang.org/x/sys/unix.Exit": endsProcess,
+	"log.Fatal":                  logsAndEnds,
+	"log.Fatalf":                 logsAndEnds,
+	"log.Fatalln":                logsAndEnds,
+	"(*log.Logger).Fatal":        logsAndEnds,
+	"(*log.Logger).Fatalf":       logsAndEnds,
+	"(*log.Logger).Fatalln":      logsAndEnds,
 	"runtime.Goexit":             "ends the host's goroutine running the call, which then never replies nor commits",
 }
 
@@ -117,8 +122,7 @@ func reportEnding(pass *analysis.Pass, id *ast.Ident, pos token.Pos) {
 	if !ok {
 		return
 	}
-	name := fn.FullName()
-	if why, ok := ending[name]; ok {
+	if why, ok := ending[fn.FullName()]; ok {
 		pass.Reportf(pos, "%s %s: return an error instead", shortName(fn), why)
 	}
 }

@@ -111,13 +111,13 @@ func build(c config) (string, error) {
 			return "", err
 		}
 	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
 	if c.skipVet {
-		if c.log == nil {
-			c.log = slog.Default()
-		}
 		c.log.Warn("hhbuild: UNSAFE: -unsafe-skip-vet: the source is NOT checked; this plugin may keep state, end the host process or carry a descriptor the loader rejects. Never deploy it.",
 			"src", c.src, "name", c.name, "version", c.version)
-	} else if err := vet(pattern, env, c.name, c.version); err != nil {
+	} else if err := vet(c.log, pattern, env, c.name, c.version); err != nil {
 		return "", err
 	}
 	hash, err := sourceHash(c.src)
@@ -177,7 +177,7 @@ func build(c config) (string, error) {
 
 // vet refuses the plugin if the analyzer reports anything in its tree, or
 // if its descriptor's Name or Version is not name and version.
-func vet(pattern string, env []string, name, ver string) error {
+func vet(log *slog.Logger, pattern string, env []string, name, ver string) error {
 	plugins, err := stateless.Load(env, pattern)
 	if err != nil {
 		return err
@@ -186,6 +186,12 @@ func vet(pattern string, env []string, name, ver string) error {
 		return fmt.Errorf("%s holds %d plugins (main packages); build one at a time", pattern, len(plugins))
 	}
 	p := plugins[0]
+	if len(p.Tree) > 1 {
+		// Only the main package gets a plugin path of its own; a helper
+		// keeps its import path in every version.
+		log.Warn("hhbuild: the plugin imports packages of its own folder; Go loads one copy of a package per process, so a later version whose copy differs fails to load (\"plugin was built with a different version of package\"): keep code that changes between versions in the main package",
+			"packages", strings.Join(p.Tree[1:], " "))
+	}
 	findings, err := p.Vet()
 	if err != nil {
 		return err

@@ -127,3 +127,24 @@ func TestUnsafeSkipVet(t *testing.T) {
 		t.Fatalf("no loud warning: %q", logged.String())
 	}
 }
+
+// TestChecksHelperPackages: code in a package of the plugin's own folder is
+// checked like the main package (gopanic's helper starts a goroutine), and
+// the build warns that such a package cannot change between versions.
+func TestChecksHelperPackages(t *testing.T) {
+	src := corpus(t, "gopanic")
+	out := t.TempDir()
+	var logged bytes.Buffer
+	_, err := build(config{src: src, name: "coin", version: "0.0.0", out: out,
+		log: slog.New(slog.NewTextHandler(&logged, nil))})
+	want := "refused: the plugin keeps state or can end the host (DESIGN.md invariants 8 and 11):\n\t" +
+		src + "/helper/helper.go:11:2: go statement: a goroutine outlives the call that started it"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v, want %s...", err, want)
+	}
+	assertEmpty(t, out)
+	if !strings.Contains(logged.String(), "plugin imports packages of its own folder") ||
+		!strings.Contains(logged.String(), "packages=github.com/hothost/hothost/host/testdata/runtime/gopanic/helper") {
+		t.Fatalf("no warning about the helper package: %q", logged.String())
+	}
+}
