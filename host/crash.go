@@ -173,10 +173,11 @@ func oneVersion(marks []crashmark.Mark) (crashmark.Mark, bool) {
 	return marks[0], true
 }
 
-// readFatalReport returns the runtime's fatal line ("fatal error: stack
-// overflow", "panic: boom") and the functions on the first goroutine it
-// printed (the one that died), innermost first, with the function that
-// created it last.
+// readFatalReport returns the cause of a fatal report ("panic: boom",
+// "fatal error: stack overflow") and the functions on the first goroutine
+// it printed (the one that died), innermost first, with the function that
+// created it last. A panic's report carries its message; a fatal error's
+// message goes to stderr only, so its cause is read off the frames.
 func readFatalReport(path string) (cause string, funcs []string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -184,7 +185,9 @@ func readFatalReport(path string) (cause string, funcs []string, err error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var system []string // the runtime stack printed before the goroutine's
 	inG := false
+scan:
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
@@ -193,24 +196,52 @@ func readFatalReport(path string) (cause string, funcs []string, err error) {
 		case !inG && strings.HasPrefix(line, "goroutine ") && strings.HasSuffix(line, ":"):
 			inG = true
 		case inG && line == "":
-			return cause, funcs, nil
-		case inG && strings.HasPrefix(line, "created by "):
+			break scan
+		case strings.HasPrefix(line, "created by "):
 			fn := strings.TrimPrefix(line, "created by ")
 			if i := strings.Index(fn, " in goroutine "); i >= 0 {
 				fn = fn[:i]
 			}
 			funcs = append(funcs, fn)
-		case inG && !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, "..."):
+		case line != "" && !strings.HasPrefix(line, "\t") && !strings.HasPrefix(line, "...") && strings.Contains(line, "("):
 			if i := strings.LastIndexByte(line, '('); i > 0 {
 				line = line[:i]
 			}
-			funcs = append(funcs, line)
+			if inG {
+				funcs = append(funcs, line)
+			} else {
+				system = append(system, line)
+			}
 		}
 	}
-	if cause == "" {
-		return "", funcs, errors.New("no fatal error or panic line in the report")
+	if err := sc.Err(); err != nil {
+		return cause, funcs, err
 	}
-	return cause, funcs, sc.Err()
+	if cause == "" {
+		cause = fatalCause(system, funcs)
+	}
+	if cause == "" {
+		return "", funcs, errors.New("no panic line and no recognisable fatal error in the report")
+	}
+	return cause, funcs, nil
+}
+
+// fatalCause names a fatal error by the runtime function that threw it.
+func fatalCause(system, funcs []string) string {
+	for _, f := range system {
+		if f == "runtime.newstack" {
+			return "fatal error: stack overflow"
+		}
+	}
+	if len(funcs) > 0 {
+		switch funcs[0] {
+		case "internal/runtime/maps.fatal", "runtime.fatal":
+			return "fatal error: concurrent map access"
+		case "runtime.throw":
+			return "fatal error"
+		}
+	}
+	return ""
 }
 
 // pluginOf finds the first function of funcs that is plugin code and the

@@ -53,11 +53,10 @@ var errFenced = errors.New("host: request fenced by the watchdog")
 // commit. It returns errFenced, and no reply, when the watchdog gave up on
 // the request while its handler ran.
 func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error) {
-	table := h.loader.Current() // one atomic load: the whole request runs on this table
-	e, ok := table.Lookup(f.Cmd)
+	idx, ok := h.loader.Current().Index(f.Cmd)
 	if !ok {
 		h.unknown.Add(1)
-		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(table)), nil
+		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(h.loader.Current())), nil
 	}
 	if h.stuckCount.Load() > 0 {
 		if sc, ok := h.stuckOf(s.player); ok {
@@ -76,10 +75,17 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	c := &s.call
 	c.Reset()
 	c.Player, c.Msg, c.Args, c.Now, c.Config, c.Log = s.player, f.Cmd, f.Args, start, h.config.current().Value, h.log
-	s.entry, s.msg = e, f.Cmd // read by the watchdog only after it fenced this request
-	handler, serial := e.Handler(), e.Serial()
+	var e loader.Entry
 	err := h.store.Run(s.player, s.guard, func(p *T) (err error) {
-		li := s.guard.Lane()
+		// The table is loaded once the lane is held, so that a request
+		// queued behind a version's fence or rollback runs on the version
+		// that replaced it; the whole request runs on this one table.
+		e = h.loader.Current().At(idx)
+		if !e.Valid() {
+			return errNoHandler
+		}
+		li, serial := s.guard.Lane(), e.Serial()
+		s.entry, s.msg = e, f.Cmd // published to the watchdog by the busy store below
 		s.busy.Store(uint64(start.UnixMilli())<<16 | uint64(min(serial+1, 0xffff)))
 		h.marks.Set(li, s.player, start.UnixNano(), e.Module(), e.Version(), f.Cmd)
 		// The one recover of the request, shared by the handler and the
@@ -98,15 +104,23 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 			h.lanes[li].count(serial, err, time.Since(start))
 		}()
 		c.State = p
-		return handler(c)
+		return e.Handler()(c)
 	})
-	if errors.Is(err, errFenced) || errors.Is(err, state.ErrFenced) {
+	switch {
+	case errors.Is(err, errFenced), errors.Is(err, state.ErrFenced):
 		return Reply{}, errFenced
+	case errors.Is(err, errNoHandler):
+		h.unknown.Add(1)
+		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(h.loader.Current())), nil
 	}
 	reply := h.replyFor(c, err)
 	c.State, c.Config, c.Args = nil, nil, nil
 	return reply, nil
 }
+
+// errNoHandler: the message lost its handler between lookup and lane (a
+// version that dropped it was activated meanwhile).
+var errNoHandler = errors.New("host: no handler")
 
 // count adds one call of version serial to the lane; the caller holds the
 // lane (after Guard.Claim).

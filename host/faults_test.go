@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/host"
+	"github.com/hothost/hothost/internal/crashmark"
 	"github.com/hothost/hothost/internal/hostproc"
 )
 
@@ -75,6 +76,7 @@ func waitActive(t *testing.T, p *hostproc.Proc, module, version string) {
 
 type statusDoc struct {
 	Modules   map[string]string
+	Running   []crashmark.Mark
 	Stuck     []host.StuckCall
 	LastCrash *host.CrashReport `json:"last_crash"`
 }
@@ -103,8 +105,15 @@ func TestHungHandlerIsFencedAndRolledBack(t *testing.T) {
 		}
 		hung <- err
 	}()
-	// Queued behind the hung call on the one lane, or after its fence:
-	// either way it is served.
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		if r := status(t, p).Running; len(r) == 1 && r[0].Player == 11 {
+			break // the hung call holds the only lane
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("the hung call never showed in status")
+		}
+	}
+	// Queued behind the hung call on the one lane: served once it is fenced.
 	if r := do(t, other, "work"); !r.OK {
 		t.Fatalf("other player on the hung lane: %v", r)
 	}
@@ -148,27 +157,28 @@ func TestCrashingVersionIsQuarantined(t *testing.T) {
 		{"exit", "host exited (status 7) while coin 1.5.0 ran work for player 21"},
 		{"overflow", "host died: fatal error: stack overflow in coin 1.5.0 work"},
 		{"gopanic", "in coin 1.5.0"},
-		{"mapwrites", "host died: fatal error: concurrent map writes in coin 1.5.0"},
+		{"mapwrites", "host died: fatal error: concurrent map access in coin 1.5.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, cfg := startHost(t)
+			// A deadline no crash case reaches: they are to crash, not hang.
+			p, cfg := startHost(t, "-handler-timeout", "10m")
 			buildRuntimeCase(t, tc.name, "1.5.0", filepath.Join(cfg.Dir, "plugins-dir"))
 			waitActive(t, p, "coin", "1.5.0")
 			deaths := 0
 			for round := 0; round < 3; round++ {
 				c := dial(t, p, 21)
-				for i := 0; i < 20; i++ {
-					if _, err := c.Do("work"); err != nil {
-						break // the host died under us
-					}
+				died := false
+				for i := 0; i < 20 && !died; i++ {
+					_, err := c.Do("work")
+					died = err != nil // the host died under us
 				}
-				select {
-				case <-p.Done():
-					deaths++
-					cfg.Env = []string{host.PrevExitEnv + "=" + p.Cmd.ProcessState.String()}
-					p = start(t, cfg)
-				default:
+				if !died {
+					continue
 				}
+				<-p.Done()
+				deaths++
+				cfg.Env = []string{host.PrevExitEnv + "=" + p.Cmd.ProcessState.String()}
+				p = start(t, cfg)
 			}
 			if deaths != 1 {
 				t.Fatalf("host died %d times, want exactly once", deaths)

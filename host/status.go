@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hothost/hothost/internal/crashmark"
 	"github.com/hothost/hothost/loader"
 )
 
@@ -24,6 +25,9 @@ type Status struct {
 	Snapshot    SnapshotStatus    `json:"snapshot"`
 	// HandlerTimeout is the watchdog's deadline per request.
 	HandlerTimeout string `json:"handler_timeout"`
+	// Running lists the handler calls in progress now, by lane (what a
+	// crash at this instant would be attributed to).
+	Running []crashmark.Mark `json:"running,omitempty"`
 	// Stuck lists fenced requests whose handler still runs (each keeps a
 	// goroutine and maybe a CPU until it returns; a restart reclaims them).
 	Stuck []StuckCall `json:"stuck,omitempty"`
@@ -95,7 +99,8 @@ func (h *Host[T, C]) Status() Status {
 		State: StateStatus{Opened: h.opened.How.String(), Report: h.opened.String(), Players: h.store.Len(),
 			Capacity: h.store.Cap(), Segment: h.store.Path()},
 		Config:   ConfigStatus{Version: cur.Version, Hash: cur.Hash, Files: cur.Files, LoadedAt: cur.LoadedAt},
-		Snapshot: snap, HandlerTimeout: h.opts.HandlerTimeout.String(), Stuck: stuck, LastCrash: h.lastCrash,
+		Snapshot: snap, HandlerTimeout: h.opts.HandlerTimeout.String(), Stuck: stuck,
+		Running: h.marks.Active(), LastCrash: h.lastCrash,
 	}
 	if err := h.config.lastError(); err != nil {
 		st.Config.Error = err.Error()

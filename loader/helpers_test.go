@@ -144,7 +144,7 @@ func buildOne(s spec) (string, error) {
 		args = append(args, "-key", s.key)
 	}
 	if s.noVet {
-		args = append(args, "-vet=false")
+		args = append(args, "-unsafe-skip-vet")
 	}
 	cmd := exec.Command(hhbuild, args...)
 	if len(s.flip) == 0 {

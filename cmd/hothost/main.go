@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	rdebug "runtime/debug"
 	"syscall"
 
 	"github.com/hothost/hothost/host"
@@ -53,8 +54,10 @@ func main() {
 	flag.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "close client connections idle this long (default 5m)")
 	flag.DurationVar(&o.Probation, "probation", 0, "window after a version's activation in which its panics roll it back (default 30s)")
 	flag.IntVar(&o.ProbationPanics, "probation-panics", 0, "panics within the probation window that roll a version back (default 3)")
+	maxStack := flag.Int("max-stack-mb", 64, "largest goroutine stack in MiB: a runaway recursion in a handler dies at this size (Go's default, 1 GiB, takes seconds and a GiB to get there)")
 	debug := flag.Bool("debug", false, "debug logging")
 	flag.Parse()
+	rdebug.SetMaxStack(*maxStack << 20)
 
 	level := slog.LevelInfo
 	if *debug {

@@ -114,7 +114,7 @@ func (e *env) buildOne(gen, out string, p *badPlugin) error {
 		}
 	}
 	dst := filepath.Join(out, p.version)
-	args := []string{"-src", src, "-name", "coin", "-version", p.version, "-out", dst, "-vet=false"}
+	args := []string{"-src", src, "-name", "coin", "-version", p.version, "-out", dst, "-unsafe-skip-vet"}
 	cmd := exec.CommandContext(e.ctx, e.bins.Hhbuild, args...)
 	cmd.Dir = e.bins.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
