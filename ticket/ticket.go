@@ -90,7 +90,8 @@ func Mint(key []byte, player uint64, ttl time.Duration, now time.Time) (string, 
 type Verifier struct {
 	key []byte
 	// Leeway is the clock difference tolerated between the service that
-	// minted a ticket and the host, on exp, nbf and iat. Zero by default.
+	// minted a ticket and the host, on exp, nbf and iat. Zero by default;
+	// set it before the first Verify.
 	Leeway time.Duration
 }
 
@@ -153,8 +154,10 @@ func reason(t *jwt.Token, c *claims, err error) error {
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
 		// keyFor's refusal, or an alg that is absent or unknown to the
 		// library: the header parsed, so t holds it.
-		if alg, ok := t.Header["alg"].(string); ok {
-			return fmt.Errorf("%w: alg %q", ErrAlgorithm, alg)
+		if t != nil {
+			if alg, ok := t.Header["alg"].(string); ok {
+				return fmt.Errorf("%w: alg %q", ErrAlgorithm, alg)
+			}
 		}
 		return fmt.Errorf("%w: the header names no alg", ErrAlgorithm)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
