@@ -219,3 +219,36 @@ func TestMintClaims(t *testing.T) {
 		t.Fatalf("header %v claims %+v", tok.Header, c)
 	}
 }
+
+// Whatever a client sends as a ticket, Verify answers with exactly one of
+// the sentinels, or accepts it only if it verifies under the key.
+func FuzzVerify(f *testing.F) {
+	valid, err := ticket.Mint(key, 42, time.Hour, t0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{valid, "", "a.b.c", "..", valid + "x", valid[:len(valid)-1],
+		hs256(key, `{"alg":"none"}`, `{"sub":"42","exp":9999999999}`),
+		hs256(key, `{"alg":"HS256"}`, `{"sub":"42","exp":1e300}`),
+		hs256(key, `{"alg":"HS256"}`, `{"sub":"42","exp":-1e300,"nbf":"x"}`),
+		hs256(key, `{"alg":"HS256"}`, `{"sub":"18446744073709551616","exp":9999999999}`),
+		hs256(key, `[]`, `{}`), hs256(key, `{"alg":"HS256"}`, `null`)} {
+		f.Add(s, uint64(42))
+	}
+	v, err := ticket.NewVerifier(key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, tk string, player uint64) {
+		err := v.Verify(tk, player, t0)
+		n := 0
+		for _, s := range sentinels {
+			if errors.Is(err, s) {
+				n++
+			}
+		}
+		if err != nil && n != 1 {
+			t.Fatalf("Verify(%q) = %v: wraps %d sentinels, want 1", tk, err, n)
+		}
+	})
+}
