@@ -6,6 +6,7 @@ toolchain go1.26.8
 
 require (
 	github.com/edsrzf/mmap-go v1.2.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/hashicorp/go-version v1.9.0
 	github.com/prometheus/client_golang v1.25.0
 	golang.org/x/sys v0.49.0

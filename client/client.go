@@ -1,6 +1,8 @@
 // Package client is a Go client for hothost's line protocol: one request per
 // line, answered by `ok ...` or `err <code> <message>`. The demo, the load
 // generator and the end-to-end tests use it; a person can use nc instead.
+// A session starts with LoginTicket (`login <id> <ticket>`), or with Login
+// on a host that runs without tickets.
 //
 // A Conn is not safe for concurrent use: the protocol answers one request
 // at a time per connection, in order.
@@ -14,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Reply is one answer from the server.
@@ -103,9 +107,34 @@ func ParseReply(s string) (Reply, error) {
 	return Reply{}, fmt.Errorf("%w: %q", ErrProtocol, s)
 }
 
-// Login logs in as player id.
+// Login logs in as player id without a ticket, which only a host started
+// with -insecure-login accepts; any other host answers `err auth ...`.
 func (c *Conn) Login(id uint64) (Reply, error) {
-	r, err := c.Do("login " + strconv.FormatUint(id, 10))
+	return c.login(id, "login "+strconv.FormatUint(id, 10))
+}
+
+// ErrTicket means a ticket cannot be sent on the line protocol: it is empty
+// or holds white space or a control character, which would end the line or
+// split it into other words.
+var ErrTicket = errors.New("client: ticket not sendable")
+
+// LoginTicket logs in as player id with ticket, a signed login ticket for
+// that player (from the game's account service, or `hotctl ticket`).
+func (c *Conn) LoginTicket(id uint64, ticket string) (Reply, error) {
+	if ticket == "" {
+		return Reply{}, fmt.Errorf("%w: empty", ErrTicket)
+	}
+	// The ticket is a secret: the error names the offending byte, not it.
+	if i := strings.IndexFunc(ticket, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(ticket[i:])
+		return Reply{}, fmt.Errorf("%w: byte %d is %q", ErrTicket, i, r)
+	}
+	return c.login(id, "login "+strconv.FormatUint(id, 10)+" "+ticket)
+}
+
+// login sends a login line; a refusal is an error too.
+func (c *Conn) login(id uint64, line string) (Reply, error) {
+	r, err := c.Do(line)
 	if err == nil && !r.OK {
 		err = fmt.Errorf("client: login %d: %s", id, r)
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/client"
+	"github.com/hothost/hothost/ticket"
 )
 
 // Weighted is one command of the mix and its relative weight.
@@ -87,6 +88,32 @@ type Config struct {
 	Seed uint64
 	// AllowCodes are error codes that are not failures (default "funds").
 	AllowCodes []string
+	// Tickets mints each login's ticket; nil logs in without one, which
+	// only a host started with -insecure-login accepts.
+	Tickets Tickets
+}
+
+// Tickets mints the login ticket of a player. It is called at every login,
+// so a long run never holds an expired ticket.
+type Tickets func(player uint64) (string, error)
+
+// KeyTickets mints with key (the host's ticket key file, see
+// ticket.LoadKey), each ticket valid for ttl from its login.
+func KeyTickets(key []byte, ttl time.Duration) Tickets {
+	return func(player uint64) (string, error) { return ticket.Mint(key, player, ttl, time.Now()) }
+}
+
+// login logs c in as player id, with a ticket if t is set. A refusal is an
+// error too, with the reply.
+func (t Tickets) login(c *client.Conn, id uint64) (client.Reply, error) {
+	if t == nil {
+		return c.Login(id)
+	}
+	tk, err := t(id)
+	if err != nil {
+		return client.Reply{}, fmt.Errorf("%w for player %d: %w", errMint, id, err)
+	}
+	return c.LoginTicket(id, tk)
 }
 
 // Account is the ledger of one player.
@@ -138,6 +165,7 @@ type Result struct {
 	Hist       *Counts
 
 	workDeltas map[string]int64
+	tickets    Tickets
 }
 
 // Start begins a load in the background; Stop ends it.
@@ -176,6 +204,13 @@ func Start(ctx context.Context, cfg Config) (*Load, error) {
 	}
 	if total <= 0 {
 		return nil, errors.New("loadgen: the mix has no weight")
+	}
+	if cfg.Tickets != nil {
+		// A key or ttl that cannot mint fails here, not as a failed
+		// login per worker.
+		if _, err := cfg.Tickets(cfg.FirstPlayer); err != nil {
+			return nil, fmt.Errorf("loadgen: tickets: %w", err)
+		}
 	}
 	l := &Load{cfg: cfg, start: time.Now(), codes: map[string]int64{}, accounts: map[uint64]*Account{},
 		firstErr: map[string]string{}, allowed: map[string]bool{}}
@@ -257,7 +292,7 @@ func (l *Load) result() *Result {
 		Transport: l.transport.Load(), Reconnects: l.reconnects.Load(), Codes: map[string]int64{}, Examples: map[string]string{},
 		P50: c.Quantile(0.50), P99: c.Quantile(0.99), P999: c.Quantile(0.999), Max: l.hist.Max(),
 		Accounts: map[uint64]*Account{}, Violations: append([]string(nil), l.violations...), Hist: c,
-		workDeltas: l.cfg.WorkDeltas,
+		workDeltas: l.cfg.WorkDeltas, tickets: l.cfg.Tickets,
 	}
 	r.Throughput = float64(r.Requests) / el.Seconds()
 	for k, v := range l.codes {
@@ -353,8 +388,7 @@ func (l *Load) dial(ctx context.Context, a *Account) (*client.Conn, error) {
 			}
 			return c, nil
 		}
-		var re *replyError
-		if errors.As(err, &re) || l.cfg.Reconnect <= 0 || time.Now().After(deadline) || ctx.Err() != nil {
+		if final(err) || l.cfg.Reconnect <= 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			if ctx.Err() == nil {
 				l.countErr("dial", err.Error())
 				l.fails.Add(1)
@@ -374,23 +408,29 @@ type replyError struct{ r client.Reply }
 
 func (e *replyError) Error() string { return e.r.String() }
 
+// errMint means Tickets could not mint a ticket.
+var errMint = errors.New("loadgen: cannot mint a ticket")
+
+// final reports whether a failed login would fail again the same way: the
+// server refused it, or there is no ticket to send.
+func final(err error) bool {
+	var re *replyError
+	return errors.As(err, &re) || errors.Is(err, errMint) || errors.Is(err, client.ErrTicket)
+}
+
 func (l *Load) tryDial(a *Account) (*client.Conn, error) {
 	c, err := client.Dial(l.cfg.Addr(), l.cfg.Timeout)
 	if err != nil {
 		return nil, err
 	}
 	c.Timeout = l.cfg.Timeout
-	r, err := c.Do("login " + strconv.FormatUint(a.ID, 10))
-	if err == nil && !r.OK {
-		c.Close()
-		if r.Code == "draining" || r.Code == "full" {
-			return nil, fmt.Errorf("login: %s", r)
-		}
-		return nil, &replyError{r}
-	}
+	r, err := l.cfg.Tickets.login(c, a.ID)
 	if err != nil {
 		c.Close()
-		return nil, err
+		if r.Code == "" || r.Code == "draining" || r.Code == "full" {
+			return nil, err // transport or a passing refusal: worth a redial
+		}
+		return nil, &replyError{r}
 	}
 	if a.Known && a.Pending == "" {
 		return c, nil
@@ -558,7 +598,8 @@ func (c *Check) String() string {
 }
 
 // Verify reads every player's coins from the server (one connection per
-// player, `balance`) and compares them with the ledger of r.
+// player, `balance`, logged in as the run did) and compares them with the
+// ledger of r.
 func Verify(ctx context.Context, addr string, r *Result, timeout time.Duration) *Check {
 	ids := make([]uint64, 0, len(r.Accounts))
 	for id := range r.Accounts {
@@ -578,7 +619,7 @@ func Verify(ctx context.Context, addr string, r *Result, timeout time.Duration) 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			got, err := Balance(ctx, addr, id, timeout)
+			got, err := r.tickets.Balance(ctx, addr, id, timeout)
 			mu.Lock()
 			defer mu.Unlock()
 			ck.Players++
@@ -605,8 +646,15 @@ func Verify(ctx context.Context, addr string, r *Result, timeout time.Duration) 
 	return ck
 }
 
-// Balance reads one player's coins on a connection of its own.
+// Balance reads one player's coins on a connection of its own, logged in
+// without a ticket (see Tickets.Balance).
 func Balance(ctx context.Context, addr string, id uint64, timeout time.Duration) (int64, error) {
+	return Tickets(nil).Balance(ctx, addr, id, timeout)
+}
+
+// Balance reads one player's coins on a connection of its own, logged in
+// with a ticket from t (without one if t is nil).
+func (t Tickets) Balance(ctx context.Context, addr string, id uint64, timeout time.Duration) (int64, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
@@ -619,7 +667,7 @@ func Balance(ctx context.Context, addr string, id uint64, timeout time.Duration)
 	}
 	defer c.Close()
 	c.Timeout = timeout
-	if _, err := c.Login(id); err != nil {
+	if _, err := t.login(c, id); err != nil {
 		return 0, err
 	}
 	r, err := c.Do("balance")
