@@ -119,11 +119,20 @@ func dial(t *testing.T, p *hostproc.Proc, player uint64) *client.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	if player != 0 {
-		if _, err := c.Login(player); err != nil {
+		if _, err := login(p, c, player); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return c
+}
+
+// login logs c in as player with a ticket minted with p's key.
+func login(p *hostproc.Proc, c *client.Conn, player uint64) (client.Reply, error) {
+	tk, err := p.Ticket(player)
+	if err != nil {
+		return client.Reply{}, err
+	}
+	return c.LoginTicket(player, tk)
 }
 
 func do(t *testing.T, c *client.Conn, line string) client.Reply {
@@ -144,8 +153,15 @@ func TestLoginAndCommands(t *testing.T) {
 	if r := do(t, c, "login zero"); r.OK || r.Code != "usage" {
 		t.Fatalf("login zero: %s, want err usage", r)
 	}
-	if r := do(t, c, "login 7"); !r.OK || !strings.Contains(r.Text, "new player") {
-		t.Fatalf("first login: %s", r)
+	if r := do(t, c, "login 7"); r.OK || r.Code != "auth" {
+		t.Fatalf("login without a ticket: %s, want err auth", r)
+	}
+	tk8, _ := p.Ticket(8)
+	if r := do(t, c, "login 7 "+tk8); r.OK || r.Code != "auth" || !strings.Contains(r.Text, "player") {
+		t.Fatalf("login with another player's ticket: %s, want err auth", r)
+	}
+	if r, err := login(p, c, 7); err != nil || !r.OK || !strings.Contains(r.Text, "new player") {
+		t.Fatalf("first login: %s %v", r, err)
 	}
 	steps := []struct{ line, want string }{
 		{"work", "ok coins 10 level 0 v1"},
@@ -166,7 +182,7 @@ func TestLoginAndCommands(t *testing.T) {
 	if r := do(t, c, "whoami"); !strings.Contains(r.Text, "player 7 name Ada coins 15") {
 		t.Fatalf("whoami: %s", r)
 	}
-	if r := do(t, c, "login 8"); r.OK {
+	if r := do(t, c, "login 8 "+tk8); r.OK {
 		t.Fatalf("switching players on one connection: %s, want refused", r)
 	}
 	var player struct {
@@ -191,7 +207,7 @@ func TestLoginAndCommands(t *testing.T) {
 func startLoad(t *testing.T, p *hostproc.Proc, players int) *loadgen.Load {
 	t.Helper()
 	addr := p.Addr
-	l, err := loadgen.Start(context.Background(), loadgen.Config{Addr: func() string { return addr }, Conns: players,
+	l, err := loadgen.Start(context.Background(), loadgen.Config{Addr: func() string { return addr }, Conns: players, Tickets: p.Tickets(),
 		Players: players, FirstPlayer: 100, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

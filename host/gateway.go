@@ -11,6 +11,7 @@ import (
 	"github.com/hothost/hothost/abi"
 	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/state"
+	"github.com/hothost/hothost/ticket"
 )
 
 // session is one client connection: its codec, the logged-in player, and
@@ -158,7 +159,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 		case f.Cmd == "login":
 			reply = h.clientLogin(s, f)
 		case s.player == 0:
-			reply = errReply("nologin", "log in first: login <player-id>")
+			reply = errReply("nologin", "log in first: login <player-id> <ticket>")
 		default:
 			if reply, err = h.execute(s, f, time.Now()); err != nil {
 				return false // fenced: the watchdog answered and handed the connection on
@@ -181,9 +182,18 @@ func (h *Host[T, C]) pushDeadline(s *session, now time.Time) {
 	}
 }
 
+// clientLogin checks `login <player-id> <ticket>`: the ticket is a signed
+// token (package ticket) naming the player, verified with the host's key.
+// Failed logins cost the client's address a token of its rate limit; a
+// client out of tokens is refused before its ticket is even read. With
+// Options.InsecureLogin the ticket is not required (and not checked).
 func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
-	if len(f.Args) != 1 {
-		return errReply("usage", "login <player-id>")
+	usage := "login <player-id> <ticket>"
+	if h.opts.InsecureLogin {
+		usage = "login <player-id> (this server does not check tickets)"
+	}
+	if len(f.Args) < 1 || len(f.Args) > 2 {
+		return errReply("usage", "%s", usage)
 	}
 	id, err := parsePlayerID(f.Args[0])
 	if err != nil {
@@ -192,9 +202,41 @@ func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
 	if s.player != 0 && s.player != id {
 		return errReply("usage", "already logged in as %d on this connection", s.player)
 	}
-	r := h.login(id, time.Now())
+	now := time.Now()
+	if !h.opts.InsecureLogin {
+		addr := s.conn.RemoteAddr().String()
+		if ok, wait := h.logins.Allow(addr, now); !ok {
+			h.metrics.authFailures.WithLabelValues("limited").Inc()
+			return errReply("auth", "too many failed logins from your address; retry in %v", wait.Round(time.Second))
+		}
+		tk := ""
+		if len(f.Args) == 2 {
+			tk = f.Args[1]
+		}
+		if err := h.tickets.Verify(tk, id, now); err != nil {
+			h.logins.Failed(addr, now)
+			h.metrics.authFailures.WithLabelValues(authReason(err)).Inc()
+			return errReply("auth", "%v", err)
+		}
+	}
+	r := h.login(id, now)
 	if r.OK {
 		s.player = id
 	}
 	return r
+}
+
+// authReason is a failed login's label for hothost_auth_failures_total.
+func authReason(err error) string {
+	for _, c := range []struct {
+		err  error
+		name string
+	}{{ticket.ErrMissing, "missing"}, {ticket.ErrMalformed, "malformed"}, {ticket.ErrSignature, "signature"},
+		{ticket.ErrExpired, "expired"}, {ticket.ErrNotYetValid, "not_yet_valid"}, {ticket.ErrOtherPlayer, "other_player"},
+		{ticket.ErrAlgorithm, "algorithm"}} {
+		if errors.Is(err, c.err) {
+			return c.name
+		}
+	}
+	return "other"
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hothost/hothost/internal/crashmark"
 	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/state"
+	"github.com/hothost/hothost/ticket"
 )
 
 // Host is one running server for a game with state T and config C.
@@ -43,6 +44,8 @@ type Host[T, C any] struct {
 	stuck      stuckSet     // fenced requests whose handler still runs
 	stuckCount atomic.Int32 // len(stuck.calls), read on every request
 	lastCrash  *CrashReport // the previous process's unclean exit, if any
+	tickets    *ticket.Verifier
+	logins     *ticket.Limiter // failed logins per client address
 
 	draining  atomic.Bool
 	connsDone sync.WaitGroup
@@ -100,6 +103,9 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	}
 	defer h.audit.close()
 
+	if err := h.openTickets(); err != nil {
+		return err
+	}
 	if _, _, err := h.config.reload(); err != nil {
 		return fmt.Errorf("host: initial config from %s: %w", o.ConfigDir, err)
 	}
@@ -225,6 +231,27 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 		s.Shutdown(shutdownCtx)
 	}
 	os.Remove(o.AdminSocket)
+	return nil
+}
+
+// openTickets loads (or makes, at first start) the login ticket key.
+func (h *Host[T, C]) openTickets() error {
+	h.logins = ticket.NewLimiter(ticket.Limits{})
+	if h.opts.InsecureLogin {
+		h.log.Warn("INSECURE LOGIN: -insecure-login is set; anyone who reaches the client port can log in as any player. Never run this in production.")
+		return nil
+	}
+	key, created, err := ticket.LoadOrCreateKey(h.opts.TicketKey)
+	if err != nil {
+		return fmt.Errorf("host: ticket key: %w", err)
+	}
+	if created {
+		h.log.Info("made a login ticket key; the account service signs tickets with it", "file", h.opts.TicketKey)
+	}
+	if h.tickets, err = ticket.NewVerifier(key); err != nil {
+		return fmt.Errorf("host: ticket key %s: %w", h.opts.TicketKey, err)
+	}
+	h.tickets.Leeway = 30 * time.Second // clock drift between the account service and this host
 	return nil
 }
 

@@ -8,17 +8,18 @@ import (
 // metrics are the host's Prometheus series, on a registry of its own so two
 // hosts in one test binary do not collide.
 type metrics struct {
-	reg       *prometheus.Registry
-	reqs      *requestCollector // requests and latency: per-lane counters summed at scrape time
-	busy      prometheus.Counter
-	timeouts  *prometheus.CounterVec // module, version: handlers past the deadline
-	stuck     prometheus.Gauge       // fenced handlers still running
-	crashes   *prometheus.CounterVec // module, version: unclean exits attributed at start
-	refused   prometheus.Counter
-	badFrames prometheus.Counter
-	conns     prometheus.Gauge
-	events    *prometheus.CounterVec // kind: activated, rolled_back, rejected, bad, config_reloaded, config_refused
-	snapAge   prometheus.GaugeFunc
+	reg          *prometheus.Registry
+	reqs         *requestCollector // requests and latency: per-lane counters summed at scrape time
+	busy         prometheus.Counter
+	timeouts     *prometheus.CounterVec // module, version: handlers past the deadline
+	stuck        prometheus.Gauge       // fenced handlers still running
+	crashes      *prometheus.CounterVec // module, version: unclean exits attributed at start
+	authFailures *prometheus.CounterVec // reason: refused logins
+	refused      prometheus.Counter
+	badFrames    prometheus.Counter
+	conns        prometheus.Gauge
+	events       *prometheus.CounterVec // kind: activated, rolled_back, rejected, bad, config_reloaded, config_refused
+	snapAge      prometheus.GaugeFunc
 }
 
 func newMetrics(snapshotAge func() float64, players func() float64, requests func(chan<- prometheus.Metric)) *metrics {
@@ -41,7 +42,10 @@ func newMetrics(snapshotAge func() float64, players func() float64, requests fun
 	}, []string{"kind"})
 	m.snapAge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hothost_snapshot_age_seconds", Help: "Seconds since the last successful snapshot (-1: none yet)."}, snapshotAge)
 	playersGauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hothost_players", Help: "Players in the state store."}, players)
-	m.reg.MustRegister(m.reqs, m.timeouts, m.stuck, m.crashes, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hothost_auth_failures_total", Help: "Logins refused: missing, malformed, signature, expired, not_yet_valid, other_player, algorithm, limited.",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.reqs, m.authFailures, m.timeouts, m.stuck, m.crashes, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -37,6 +37,8 @@ type Options struct {
 	PluginDir       string        // default ./plugins-dir
 	ConfigDir       string        // game config JSON files; default <DataDir>/config
 	PublicKey       string        // ed25519 public key file; when set, plugins must be signed
+	TicketKey       string        // HS256 key for login tickets; default <DataDir>/ticket.key, made (0600) at first start
+	InsecureLogin   bool          // accept `login <id>` without a ticket: local experiments only
 	Poll            time.Duration // plugin and config poll interval; default 500ms
 	Lanes           int           // transaction lanes of a new state segment (a power of two); default 64
 	Mailbox         int           // requests per lane, waiting or running, before `err busy`; default 256
@@ -75,6 +77,7 @@ func (o *Options) setDefaults(gameName string) error {
 	set(&o.StateName, "hothost-"+gameName)
 	set(&o.PluginDir, "plugins-dir")
 	set(&o.ConfigDir, filepath.Join(o.DataDir, "config"))
+	set(&o.TicketKey, filepath.Join(o.DataDir, "ticket.key"))
 	setN(&o.Capacity, 100_000)
 	setN(&o.Lanes, 64)
 	setN(&o.Mailbox, 256)

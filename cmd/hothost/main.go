@@ -41,6 +41,8 @@ func main() {
 	flag.IntVar(&o.Capacity, "capacity", 100_000, "players the state segment holds (fixed when it is created)")
 	flag.StringVar(&o.PluginDir, "plugins", "plugins-dir", "plugin directory polled for new versions")
 	flag.StringVar(&o.ConfigDir, "config", "", "game config directory of *.json (default <data>/config)")
+	flag.StringVar(&o.TicketKey, "ticket-key", "", "HS256 key file for login tickets (default <data>/ticket.key, made at first start)")
+	flag.BoolVar(&o.InsecureLogin, "insecure-login", false, "accept `login <id>` without a ticket (local experiments only; logged loudly)")
 	flag.StringVar(&o.PublicKey, "public-key", "", "ed25519 public key file; when set, plugins must be signed")
 	flag.DurationVar(&o.Poll, "poll", 0, "plugin and config poll interval (default 500ms)")
 	flag.DurationVar(&o.SnapshotEvery, "snapshot-every", 0, "snapshot interval: the most a reboot can lose (default 30s)")

@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hothost/hothost/internal/loadgen"
+	"github.com/hothost/hothost/ticket"
 	"io"
 	"net"
 	"net/http"
@@ -194,6 +196,22 @@ func (p *Proc) Stop() error {
 	p.Cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 	return p.err
+}
+
+// Ticket mints a login ticket for player with the host's key (made in its
+// data directory at its first start), valid for an hour.
+func (p *Proc) Ticket(player uint64) (string, error) {
+	return p.Tickets()(player)
+}
+
+// Tickets is a loadgen.Tickets minting with the host's key; a key that
+// cannot be read makes every call fail with that error.
+func (p *Proc) Tickets() loadgen.Tickets {
+	key, err := ticket.LoadKey(filepath.Join(p.Cfg.Dir, "data", "ticket.key"))
+	if err != nil {
+		return func(uint64) (string, error) { return "", fmt.Errorf("hostproc: %w", err) }
+	}
+	return loadgen.KeyTickets(key, time.Hour)
 }
 
 // Done is closed when the process has exited.
