@@ -55,6 +55,10 @@ type Module struct {
 	ABI string
 	// Handlers by message name ("work"). A message belongs to one module.
 	Handlers map[string]Handler
+	// Usage is a one-line usage per message, shown by the host's `help`
+	// ("buy <item>: spend coins on an item"). Optional; a message without
+	// one is listed by name.
+	Usage map[string]string
 	// SelfTest, when set, runs in the preflight child before the host ever
 	// opens the plugin. A non-nil error rejects the version.
 	SelfTest func() error

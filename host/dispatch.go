@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -201,11 +202,28 @@ func (h *Host[T, C]) login(player uint64, now time.Time) Reply {
 	return okReply("welcome %d", player)
 }
 
+// help lists the commands: the host's own and those the active versions
+// handle, each with its module's one-line usage. One line per command,
+// joined by " | " so that it stays one reply line.
+func (h *Host[T, C]) help() string {
+	t := h.loader.Current()
+	lines := []string{"login <player-id> <ticket>: log in", "ping: check the connection", "help: this list", "quit: close the connection"}
+	for _, msg := range t.Messages() {
+		e, _ := t.Lookup(msg)
+		u := e.Usage()
+		if u == "" {
+			u = msg
+		}
+		lines = append(lines, fmt.Sprintf("%s [%s %s]", u, e.Module(), e.Version()))
+	}
+	return strings.Join(lines, " | ")
+}
+
 // commandList names the messages the active versions handle, for `err unknown`.
 func commandList(t *loader.Table) string {
 	msgs := t.Messages()
 	if len(msgs) == 0 {
 		return "no handlers loaded"
 	}
-	return "ping, quit, " + strings.Join(msgs, ", ")
+	return "help, ping, quit, " + strings.Join(msgs, ", ")
 }

@@ -154,6 +154,8 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			return true
 		case f.Cmd == "ping":
 			reply = okReply("pong")
+		case f.Cmd == "help":
+			reply = okReply("%s", h.help())
 		case h.draining.Load():
 			reply = errReply("draining", "server is shutting down; reconnect shortly")
 		case f.Cmd == "login":

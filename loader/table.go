@@ -116,6 +116,15 @@ func (e Entry) Call(c *abi.Call) (err error) {
 	return err
 }
 
+// Usage is the message's one-line usage from its module (abi.Module.Usage),
+// or "" if it gives none.
+func (e Entry) Usage() string {
+	if !e.Valid() {
+		return ""
+	}
+	return e.e.v.mod.Usage[e.e.msg]
+}
+
 // Handler is the entry's raw handler, for a host that accounts and recovers
 // per request itself (one recover per request, per-lane counters; see
 // Serial and Panicked). Calls made through it are not counted on the

@@ -20,6 +20,10 @@ var Module = abi.Module{
 		"name":   name,
 		"whoami": whoami,
 	},
+	Usage: map[string]string{
+		"name":   "name <text>: set your display name",
+		"whoami": "whoami: show your profile",
+	},
 }
 
 func name(c *abi.Call) error {

@@ -19,6 +19,10 @@ var Module = abi.Module{
 		"buy":       buy,
 		"inventory": inventory,
 	},
+	Usage: map[string]string{
+		"buy":       "buy <item>: spend coins on an item from the game's price list",
+		"inventory": "inventory: list what you own",
+	},
 }
 
 func buy(c *abi.Call) error {

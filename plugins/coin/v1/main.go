@@ -16,6 +16,10 @@ var Module = abi.Module{
 		"work":    work,
 		"balance": balance,
 	},
+	Usage: map[string]string{
+		"work":    "work: earn coins and experience",
+		"balance": "balance: show coins, experience and level",
+	},
 	SelfTest: selfTest,
 }
 
