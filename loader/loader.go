@@ -378,15 +378,16 @@ func (l *Loader) scan(path string) (candidate, bool, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return candidate{}, false, nil // not complete until its checksum is there
 	}
-	key := fmt.Sprintf("%d/%d/%x", st.Size(), st.ModTime().UnixNano(), sumFile)
+	statKey := fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
+	key := fmt.Sprintf("%s/%x", statKey, sumFile)
 	if rec.rejectedKey == key {
 		return candidate{}, false, nil // rejected as it is now; told once
 	}
 	reject := func(err error) (candidate, bool, error) {
 		rec.rejectedKey = key
 		c := candidate{path: path, rec: rec}
-		if rec.sumKey == fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano()) {
-			c.sum = rec.sum
+		if rec.sumKey == statKey {
+			c.sum = rec.sum // hashed as it is now
 		}
 		return candidate{}, false, l.reject(c, err)
 	}
@@ -406,7 +407,6 @@ func (l *Loader) scan(path string) (candidate, bool, error) {
 		}
 		return candidate{}, false, nil
 	}
-	statKey := fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
 	if rec.sumKey != statKey {
 		sum, err := sidecar.FileSum(path)
 		if err != nil {
@@ -848,24 +848,28 @@ func (l *Loader) reject(c candidate, err error) error {
 }
 
 // rejectLocked adds a rejection to the history. The same file rejected for
-// the same reason before a restart keeps its one line.
+// the same cause (sentinel) before a restart keeps its one line, with the
+// latest words.
 func (l *Loader) rejectLocked(c candidate, err error) {
 	var r *record
 	for _, h := range l.history {
-		if h.err != nil && h.file == c.path && h.sum == c.sum && h.err.Error() == err.Error() {
+		if h.err != nil && h.file == c.path && h.sum == c.sum && rejectionKind(h.err) == rejectionKind(err) {
 			r = h
 			break
 		}
 	}
 	if r == nil {
 		now := time.Now()
-		r = &record{file: c.path, sum: c.sum, state: StateRejected, loadedAt: now, changed: now}
+		r = &record{file: c.path, sum: c.sum, state: StateRejected, loadedAt: now}
 		if fn, perr := parseFileName(filepath.Base(c.path)); perr == nil {
 			r.module, r.version = fn.module, fn.version
 		}
 		l.history = append(l.history, r)
 	}
-	r.err, r.reason = err, err.Error()
+	if r.reason != err.Error() {
+		r.reason, r.changed = err.Error(), time.Now()
+	}
+	r.err = err
 	if c.pluginPath != "" {
 		r.pluginPath = c.pluginPath
 	}

@@ -30,7 +30,8 @@ Usage:
 
 Commands:
   status                      uptime, how the state was opened, players, lanes, active versions, config, snapshot
-  versions                    every plugin version seen: state (active, standby, rejected, rolled back, bad) and counters
+  versions                    every plugin version seen, across restarts: state (active, standby, rejected,
+                              rolled back, bad), pin, crashes, counters, when it last changed and why
   activate <module> <version> make a loaded version active now
   rollback <module>           go back to the version that was active before
   pin <module> <version>      activate and keep this version (new files no longer take over)
@@ -54,6 +55,7 @@ func main() {
 	addr := fs.String("addr", "", "admin TCP address (host:port) instead of the socket")
 	token := fs.String("token", os.Getenv("HOTHOST_ADMIN_TOKEN"), "bearer token for -addr (default $HOTHOST_ADMIN_TOKEN)")
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
+	raw := fs.Bool("json", false, "print the host's JSON answer as is (versions prints a table otherwise)")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
 	fs.Parse(os.Args[1:])
 	if fs.NArg() == 0 {
@@ -94,6 +96,13 @@ func main() {
 		os.Exit(1)
 	}
 	defer resp.Body.Close()
+	if fs.Arg(0) == "versions" && !*raw && resp.StatusCode == http.StatusOK {
+		if err := printVersions(os.Stdout, resp.Body); err != nil {
+			fmt.Fprintln(os.Stderr, "hotctl:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	io.Copy(os.Stdout, resp.Body)
 	if resp.StatusCode >= 300 {
 		fmt.Fprintf(os.Stderr, "hotctl: %s\n", resp.Status)
