@@ -43,11 +43,11 @@ import (
 // not add up means the table cannot be trusted, and it is rebuilt from the
 // records (the slow path, which reads every record).
 type index struct {
-	tab   []uint32
-	hdr   []byte        // the header, in the segment
-	mu    sync.Mutex    // writers: insert, remove, repair, rebuild
-	ver   atomic.Uint64 // odd while remove shifts entries
-	idOf  func(slot uint32) (uint64, bool)
+	tab  []uint32
+	hdr  []byte        // the header, in the segment
+	mu   sync.Mutex    // writers: insert, remove, repair, rebuild
+	ver  atomic.Uint64 // odd while remove shifts entries
+	idOf func(slot uint32) (uint64, bool)
 }
 
 // The index header, the 64 bytes before the table:
