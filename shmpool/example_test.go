@@ -104,3 +104,18 @@ func ExamplePool_AllocNoted() {
 	// true
 	// -1
 }
+
+// FreeNoted retires a journal entry at the instant the slot is free, under
+// the pool's lock: no Alloc can take the slot while the entry still names it.
+func ExamplePool_FreeNoted() {
+	dir, _ := os.MkdirTemp("/dev/shm", "example-")
+	defer os.RemoveAll(dir)
+
+	p, _ := shmpool.Open[struct{ Coins int64 }]("players", shmpool.Options{Dir: dir, Capacity: 8})
+	defer p.Close()
+	h, _, _ := p.Alloc()
+	deleting := true // in real use a journal word in shared memory
+	err := p.FreeNoted(h, func() { deleting = false })
+	fmt.Println(err, deleting, p.Len())
+	// Output: <nil> false 0
+}

@@ -102,7 +102,7 @@ type ScrubStatus struct {
 	Slots    int       // slots the pass walks
 	Scanned  int       // slots walked so far
 	Checked  int       // records checked so far
-	Failed   int       // records that failed their check
+	Failed   int       // records that failed their check (Seq, Sum)
 
 	// Totals since Open (counters).
 	TotalChecked int64
@@ -326,16 +326,19 @@ func (s *Store[T]) scrubPass() (complete bool) {
 	checked := 0
 	for lo := 0; lo < n; lo += scrubChunk {
 		hi := min(n, lo+scrubChunk)
-		c, f := 0, len(bad)
+		c, f := 0, 0
 		for i := lo; i < hi; i++ {
 			if sus, live := s.scrubSlot(i, &r); live {
 				c++
 				if sus != nil {
 					bad = append(bad, *sus)
 				}
+				if sus != nil && sus.cause != "" {
+					f++
+				}
 			}
 		}
-		sc.progress(hi-lo, c, len(bad)-f)
+		sc.progress(hi-lo, c, f)
 		if checked += c; len(bad) >= maxScrubProblems || hi == n {
 			s.remedy(bad)
 			bad = bad[:0]
