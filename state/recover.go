@@ -211,18 +211,6 @@ func (s *Store[T]) checkAll(rr *RecoveryReport) []uint64 {
 	return ids
 }
 
-// rebuildIndex refills the index from the live records. Two records with
-// one id can only come from corruption: the first is kept.
-func (s *Store[T]) rebuildIndex(rr *RecoveryReport) {
-	ids := make([]uint64, s.pool.Cap())
-	for i := range ids {
-		if _, rec, live := s.pool.Lookup(i); live {
-			ids[i] = rec.ID
-		}
-	}
-	s.rebuildIndexFrom(ids, rr)
-}
-
 // rebuildIndexFrom refills the index from ids[slot] of the live slots.
 //
 // Inserting a million ids one by one costs a cache (and TLB) miss per

@@ -28,6 +28,22 @@ func markUnclean(t testing.TB, opts Options) {
 	}
 }
 
+// crashAndReopen closes s, marks the segment as a killed owner leaves it,
+// and opens it again, which must recover.
+func crashAndReopen(t *testing.T, s *Store[Player], opts Options) (*Store[Player], *OpenReport) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	markUnclean(t, opts)
+	s, rep := mustOpen[Player](t, opts)
+	t.Cleanup(func() { s.Close() })
+	if rep.How != Recovered || rep.Recovery == nil {
+		t.Fatalf("open after a crash: %v", rep)
+	}
+	return s, rep
+}
+
 // recordOf is player id's record in the mapping, for tests that damage it.
 func recordOf(t testing.TB, s *Store[Player], id uint64) (int, *record[Player]) {
 	t.Helper()
@@ -64,15 +80,9 @@ func TestRecoveryTrustsIndex(t *testing.T) {
 	opts := testOptions(t, n)
 	s, _ := mustOpen[Player](t, opts)
 	fill(t, s, n)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	markUnclean(t, opts)
-
-	s, rep := mustOpen[Player](t, opts)
-	defer s.Close()
+	s, rep := crashAndReopen(t, s, opts)
 	rr := rep.Recovery
-	if rep.How != Recovered || rr == nil || rr.IndexRebuilt != "" || rr.Checked != 0 || rr.Repaired != 0 || rr.Lost != 0 {
+	if rr.IndexRebuilt != "" || rr.Checked != 0 || rr.Repaired != 0 || rr.Lost != 0 {
 		t.Fatalf("open after a crash: %v; want the fast path", rep)
 	}
 	if !strings.Contains(rep.String(), "background scrub") {
@@ -160,15 +170,9 @@ func TestSlowRecoveryChecksEveryRecord(t *testing.T) {
 	rec.ID = 12
 	rec.Sum = recordSum(recordBytes(rec))
 	indexHeaderBytes(s.aux, s.geom)[0] ^= 1
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	markUnclean(t, opts)
-
-	s, rep := mustOpen[Player](t, opts)
-	defer s.Close()
+	s, rep := crashAndReopen(t, s, opts)
 	rr := rep.Recovery
-	if rep.How != Recovered || rr == nil || rr.IndexRebuilt == "" {
+	if rr.IndexRebuilt == "" {
 		t.Fatalf("open: %v", rep)
 	}
 	if rr.Checked != n || rr.Lost != 2 || !slices.Contains(rr.LostIDs, 777) || !slices.Contains(rr.LostIDs, 12) {

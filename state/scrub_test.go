@@ -22,6 +22,15 @@ func scrubOptions(t *testing.T, capacity int, snapshots bool) Options {
 	return opts
 }
 
+// filled opens a store of n players and waits for its first scrub pass.
+func filled(t *testing.T, opts Options, n int) *Store[Player] {
+	t.Helper()
+	s, _ := mustOpen[Player](t, opts)
+	fill(t, s, n)
+	waitScrub(t, s)
+	return s
+}
+
 // reopen closes s cleanly and opens it again with opts, returning the
 // scrub's first pass over the reopened store.
 func reopen(t *testing.T, s *Store[Player], opts Options) (*Store[Player], ScrubStatus) {
@@ -130,9 +139,7 @@ func loadPlayer(t *testing.T, path string, id uint64) *Player {
 func TestScrubKeepsDamagedRecordNoSnapshotHolds(t *testing.T) {
 	const n = 100
 	opts := scrubOptions(t, n, false)
-	s, _ := mustOpen[Player](t, opts)
-	fill(t, s, n)
-	waitScrub(t, s)
+	s := filled(t, opts, n)
 	_, rec := recordOf(t, s, 5)
 	rec.Val.Coins ^= 1 << 30
 	damaged := rec.Val
@@ -155,9 +162,7 @@ func TestScrubKeepsDamagedRecordNoSnapshotHolds(t *testing.T) {
 func TestScrubRemovesRecordsNoIDLeadsTo(t *testing.T) {
 	const n = 1000
 	opts := scrubOptions(t, n, true)
-	s, _ := mustOpen[Player](t, opts)
-	fill(t, s, n)
-	waitScrub(t, s)
+	s := filled(t, opts, n)
 	if _, err := s.Snapshot(); err != nil { // a snapshot cannot name them either
 		t.Fatal(err)
 	}
@@ -191,8 +196,7 @@ func TestScrubRemovesRecordsNoIDLeadsTo(t *testing.T) {
 func TestScrubPutsLostIndexEntryBack(t *testing.T) {
 	const n = 1000
 	opts := scrubOptions(t, n, false)
-	s, _ := mustOpen[Player](t, opts)
-	fill(t, s, n)
+	s := filled(t, opts, n)
 	slot, _ := recordOf(t, s, 50)
 	s.idx.remove(50, uint32(slot))
 	s, st := reopen(t, s, opts)
