@@ -223,12 +223,20 @@ func (s *Store[T]) startScrub() {
 // must be gone before the segment is closed.
 func (s *Store[T]) stopScrub() {
 	if sc := s.scrub; sc != nil && sc.stop != nil {
-		select {
-		case <-sc.stop:
-		default:
+		if !sc.stopped() {
 			close(sc.stop)
 		}
 		<-sc.done
+	}
+}
+
+// stopped reports whether Close asked the scrub to stop.
+func (sc *scrubber) stopped() bool {
+	select {
+	case <-sc.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -236,12 +244,7 @@ func (s *Store[T]) stopScrub() {
 func (sc *scrubber) sleep(t time.Time) bool {
 	d := time.Until(t)
 	if d <= 0 {
-		select {
-		case <-sc.stop:
-			return false
-		default:
-			return true
-		}
+		return !sc.stopped()
 	}
 	tm := time.NewTimer(d)
 	defer tm.Stop()
@@ -363,7 +366,7 @@ func (s *Store[T]) scrubSlot(i int, r *record[T]) (sus *suspect, live bool) {
 		// Seq stayed odd: a commit descheduled half way, or damage. Only
 		// under the player's lane can the two be told apart.
 		unlock := s.lockLane(r.ID)
-		cause, stillLive := s.recordFault(i)
+		cause, stillLive := s.recordFault(i, r.ID)
 		unlock()
 		if !stillLive || cause == "" {
 			return nil, stillLive
@@ -404,15 +407,12 @@ func (s *Store[T]) scrubRead(i int, out *record[T]) (live, torn bool) {
 	return true, true
 }
 
-// recordFault checks slot i in place: call it holding the lane of the
-// record's id, so that no commit to it is under way.
-func (s *Store[T]) recordFault(i int) (cause string, live bool) {
+// recordFault checks slot i in place, if it still holds player id: call
+// it holding id's lane, so that no commit to it is under way.
+func (s *Store[T]) recordFault(i int, id uint64) (cause string, live bool) {
 	_, rec, ok := s.pool.Lookup(i)
-	if !ok {
-		return "", false
-	}
-	if _, alive := s.locks[i].load(); !alive {
-		return "", false
+	if _, alive := s.locks[i].load(); !ok || !alive || atomic.LoadUint64(&rec.ID) != id {
+		return "", false // deleted, or another player's since
 	}
 	if err := checkRecord(recordBytes(rec), false); err != nil {
 		return err.Error(), true

@@ -151,7 +151,7 @@ func (s *Store[T]) snapshotValues(want map[uint64]bool) map[uint64]*snapHit[T] {
 		s.log.Error("state: scrub cannot list snapshots", "dir", s.opts.SnapshotDir, "error", err)
 	}
 	for _, path := range paths {
-		if len(hits) == len(want) {
+		if len(hits) == len(want) || s.scrub.stopped() {
 			break
 		}
 		if err := s.scanSnapshot(path, want, hits); err != nil {
