@@ -63,6 +63,14 @@ func runChild(mode, dir string) error {
 		return childTorn(mode, dir)
 	case "migrate-stop":
 		return childMigrateStop(dir)
+	case "recover-kill":
+		// Recover what the previous child left, and die half way.
+		testHookRecovered = func() {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			parkUntilKilled()
+		}
+		_, _, err := Open[Player](childOptions(dir))
+		return err
 	}
 	return fmt.Errorf("unknown child mode %q", mode)
 }
@@ -288,11 +296,22 @@ func parkUntilKilled() {
 	}
 }
 
-// killedChild runs a child in mode (with env added), which must die by
-// SIGKILL, and opens what it left.
-func killedChild(t *testing.T, mode string, env ...string) (*Store[Player], *OpenReport) {
+// killedChild runs a child in each of modes in turn (with env added), on
+// one segment; each must die by SIGKILL. Then it opens what they left.
+func killedChild(t *testing.T, modes []string, env ...string) (*Store[Player], *OpenReport) {
 	t.Helper()
 	dir := shmDir(t)
+	for _, mode := range modes {
+		runKilled(t, dir, mode, env...)
+	}
+	s, rep := mustOpen[Player](t, childOptions(dir))
+	t.Cleanup(func() { s.Close() })
+	return s, rep
+}
+
+// runKilled runs a child in mode on dir, which must die by SIGKILL.
+func runKilled(t *testing.T, dir, mode string, env ...string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), childEnv+"="+mode, dirEnv+"="+dir), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
@@ -301,17 +320,19 @@ func killedChild(t *testing.T, mode string, env ...string) (*Store[Player], *Ope
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child %s ended with %v, want killed by SIGKILL", mode, err)
 	}
-	s, rep := mustOpen[Player](t, childOptions(dir))
-	t.Cleanup(func() { s.Close() })
-	return s, rep
 }
 
 // runTornChild checks what every torn child leaves: player 1 at its third
-// commit, one journal entry applied by the fast path, the index exactly
-// right, and a scrub that finds nothing wrong.
-func runTornChild(t *testing.T, mode string, env ...string) (*Store[Player], *OpenReport) {
+// commit, recovered by the fast path, the index exactly right, and a scrub
+// that finds nothing wrong. With recoverKill a first recovery is killed
+// half way (recover-kill) before the one checked.
+func runTornChild(t *testing.T, mode string, recoverKill bool, env ...string) (*Store[Player], *OpenReport) {
 	t.Helper()
-	s, rep := killedChild(t, mode, env...)
+	modes := []string{mode}
+	if recoverKill {
+		modes = append(modes, "recover-kill")
+	}
+	s, rep := killedChild(t, modes, env...)
 	if rep.How != Recovered || rep.Recovery == nil || rep.Recovery.Lost != 0 || rep.Recovery.IndexRebuilt != "" {
 		t.Fatalf("open after %s: %v; want recovered by the fast path, 0 lost", mode, rep)
 	}
@@ -335,29 +356,39 @@ func wantRepaired(t *testing.T, rep *OpenReport, n int) {
 	}
 }
 
+// Each torn child's recovery runs once, and once after a first recovery
+// killed half way (what it left must be recovered the same).
+var recoverKills = []bool{false, true}
+
 func TestRecoveryRollsBackTornUpdate(t *testing.T) {
-	s, rep := runTornChild(t, "torn-update")
-	wantRepaired(t, rep, 1)
-	if p, _ := s.Get(1); p.Coins != 0 {
-		t.Fatalf("Coins = %d: the torn write survived", p.Coins)
+	for _, rk := range recoverKills {
+		t.Run(fmt.Sprint("recovery-killed-", rk), func(t *testing.T) {
+			s, rep := runTornChild(t, "torn-update", rk)
+			wantRepaired(t, rep, 1)
+			if p, _ := s.Get(1); p.Coins != 0 {
+				t.Fatalf("Coins = %d: the torn write survived", p.Coins)
+			}
+		})
 	}
 }
 
 func TestRecoveryRemovesHalfCreatedPlayer(t *testing.T) {
 	for _, mode := range []string{"torn-create", "torn-alloc"} {
-		t.Run(mode, func(t *testing.T) {
-			s, rep := runTornChild(t, mode)
-			wantRepaired(t, rep, 1)
-			if _, err := s.Get(2); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Get(2) after a killed Ensure: %v, want ErrNotFound", err)
-			}
-			if s.Len() != 1 {
-				t.Fatalf("Len = %d, want 1", s.Len())
-			}
-			if created, err := s.Ensure(2); !created || err != nil {
-				t.Fatalf("Ensure(2) after recovery: %v %v", created, err)
-			}
-		})
+		for _, rk := range recoverKills {
+			t.Run(fmt.Sprintf("%s/recovery-killed-%v", mode, rk), func(t *testing.T) {
+				s, rep := runTornChild(t, mode, rk)
+				wantRepaired(t, rep, 1)
+				if _, err := s.Get(2); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Get(2) after a killed Ensure: %v, want ErrNotFound", err)
+				}
+				if s.Len() != 1 {
+					t.Fatalf("Len = %d, want 1", s.Len())
+				}
+				if created, err := s.Ensure(2); !created || err != nil {
+					t.Fatalf("Ensure(2) after recovery: %v %v", created, err)
+				}
+			})
+		}
 	}
 }
 
@@ -369,24 +400,34 @@ func TestRecoveryRemovesHalfCreatedPlayer(t *testing.T) {
 func TestRecoveryFinishesTornDelete(t *testing.T) {
 	ids := clusterIDs(childCapacity, clusterLen)
 	for step := 0; step <= clusterLen+1; step++ {
-		t.Run(fmt.Sprint("store-", step), func(t *testing.T) {
-			s, rep := runTornChild(t, "torn-delete", fmt.Sprintf("%s=%d", stepEnv, step))
-			wantRepaired(t, rep, min(1, clusterLen+1-step)) // the last store is the hole's zero
-			if _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("deleted player: %v, want ErrNotFound", err)
+		for _, rk := range recoverKills {
+			if rk && step > clusterLen {
+				continue // the delete finished: recovery has nothing to do, nowhere to be killed
 			}
-			for _, id := range ids[1:] {
-				if p, err := s.Get(id); err != nil || p.A != 1 || p.consistent(id) != "" {
-					t.Fatalf("player %d of the cluster: %+v, %v", id, p, err)
-				}
-			}
-			if s.Len() != clusterLen {
-				t.Fatalf("Len = %d, want %d", s.Len(), clusterLen)
-			}
-			if created, err := s.Ensure(ids[0]); !created || err != nil {
-				t.Fatalf("Ensure of the deleted player: %v %v", created, err)
-			}
-		})
+			t.Run(fmt.Sprintf("store-%d/recovery-killed-%v", step, rk), func(t *testing.T) {
+				tornDelete(t, ids, step, rk)
+			})
+		}
+	}
+}
+
+// tornDelete checks what a delete killed before index store step leaves.
+func tornDelete(t *testing.T, ids []uint64, step int, recoverKill bool) {
+	s, rep := runTornChild(t, "torn-delete", recoverKill, fmt.Sprintf("%s=%d", stepEnv, step))
+	wantRepaired(t, rep, min(1, clusterLen+1-step)) // the last store is the hole's zero
+	if _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted player: %v, want ErrNotFound", err)
+	}
+	for _, id := range ids[1:] {
+		if p, err := s.Get(id); err != nil || p.A != 1 || p.consistent(id) != "" {
+			t.Fatalf("player %d of the cluster: %+v, %v", id, p, err)
+		}
+	}
+	if s.Len() != clusterLen {
+		t.Fatalf("Len = %d, want %d", s.Len(), clusterLen)
+	}
+	if created, err := s.Ensure(ids[0]); !created || err != nil {
+		t.Fatalf("Ensure of the deleted player: %v %v", created, err)
 	}
 }
 

@@ -106,12 +106,18 @@ func (s *Store[T]) finishLane(i int, repairIndex bool, rr *RecoveryReport) {
 				"lane", i, "slot", slot, "player", ln.undo.ID, "cause", err)
 		}
 		*rec = *ln.undo
+		if testHookRecovered != nil {
+			testHookRecovered()
+		}
 		rr.Repaired++
 		s.log.Info("state: recovery rolled back an unfinished update", "lane", i, "slot", slot, "player", rec.ID)
 	case kind == journalCreate || kind == journalDelete: // undo, redo: either way the player goes
 		id := atomic.LoadUint64(&rec.ID)
 		if repairIndex {
 			s.idx.repair(id, uint32(slot))
+		}
+		if testHookRecovered != nil {
+			testHookRecovered()
 		}
 		s.pool.Free(h)
 		rr.Repaired++
@@ -125,6 +131,12 @@ func (s *Store[T]) finishLane(i int, repairIndex bool, rr *RecoveryReport) {
 	}
 	atomic.StoreUint64(ln.active, 0)
 }
+
+// testHookRecovered, when set (tests only), is called when recovery has
+// restored a record or repaired the index for a journal entry, before it
+// frees the slot or clears the entry: the crash tests kill the recovering
+// process there.
+var testHookRecovered func()
 
 // allocCreating takes a slot for a new player, publishing the lane's
 // journal entry (journalCreate) under the pool's lock before the slot is
