@@ -11,6 +11,14 @@ import (
 
 // The background scrub: what recovery no longer does before serving.
 //
+// kill -9 cannot damage a record: the journal rolls back or finishes
+// whatever it cut short (recover.go). What the scrub looks for is damage
+// from outside the commit protocol (a stray write into the mapping, a bit
+// flip, a bug), which a check at Open could only find sooner, at the price
+// of reading every page before the first request. Until the scrub reaches
+// a damaged record, readers see it as it is, as they always did for damage
+// done while a store was running.
+//
 // After Open (after a crash or not) a goroutine walks every slot, copies
 // each record with a sequence-lock read (it never blocks a commit and never
 // sees half of one), and checks it: Seq even, Sum right, and the index
