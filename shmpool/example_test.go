@@ -85,3 +85,37 @@ func ExampleOpenRaw() {
 	// true
 	// true Coins 7
 }
+
+// A layer that journals allocations writes the slot into its journal
+// inside note: a crash can then never leave a slot in use that the
+// journal does not name, nor a journal entry naming a reused slot.
+func ExamplePool_AllocNoted() {
+	dir, _ := os.MkdirTemp("/dev/shm", "example-")
+	defer os.RemoveAll(dir)
+
+	p, _ := shmpool.Open[struct{ Coins int64 }]("players", shmpool.Options{Dir: dir, Capacity: 8})
+	defer p.Close()
+	var journal int64 = -1 // in real use a word in shared memory
+	h, _, _ := p.AllocNoted(func(slot int) { journal = int64(slot) })
+	fmt.Println(journal == int64(h.Index()))
+	p.FreeNoted(h, func() { journal = -1 })
+	fmt.Println(journal)
+	// Output:
+	// true
+	// -1
+}
+
+// FreeNoted retires a journal entry at the instant the slot is free, under
+// the pool's lock: no Alloc can take the slot while the entry still names it.
+func ExamplePool_FreeNoted() {
+	dir, _ := os.MkdirTemp("/dev/shm", "example-")
+	defer os.RemoveAll(dir)
+
+	p, _ := shmpool.Open[struct{ Coins int64 }]("players", shmpool.Options{Dir: dir, Capacity: 8})
+	defer p.Close()
+	h, _, _ := p.Alloc()
+	deleting := true // in real use a journal word in shared memory
+	err := p.FreeNoted(h, func() { deleting = false })
+	fmt.Println(err, deleting, p.Len())
+	// Output: <nil> false 0
+}

@@ -290,7 +290,7 @@ func (c *core) slot(i uint32) unsafe.Pointer {
 	return unsafe.Add(c.slots, uintptr(i)*uintptr(c.g.slotSize))
 }
 
-func (c *core) alloc() (Handle, error) {
+func (c *core) alloc(note func(slot int)) (Handle, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -299,6 +299,9 @@ func (c *core) alloc() (Handle, error) {
 	i, ok := c.free.take()
 	if !ok {
 		return 0, fmt.Errorf("%w: all %d slots in use", ErrFull, c.g.capacity)
+	}
+	if note != nil {
+		note(int(i))
 	}
 	gen := uint32(atomic.LoadUint64(&c.states[i])>>32) + 1
 	if gen == 0 {
@@ -314,7 +317,7 @@ func (c *core) live(h Handle) bool {
 	return uint64(i) < c.g.capacity && atomic.LoadUint64(&c.states[i]) == uint64(h)&^0xffffffff|slotUsed
 }
 
-func (c *core) release(h Handle) error {
+func (c *core) release(h Handle, note func()) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -326,6 +329,9 @@ func (c *core) release(h Handle) error {
 	i := uint32(h)
 	atomic.StoreUint64(&c.states[i], uint64(h.Generation())<<32|slotFree)
 	c.free.put(i)
+	if note != nil {
+		note()
+	}
 	return nil
 }
 
@@ -340,8 +346,15 @@ func (c *core) close() error {
 }
 
 // Alloc takes a free slot, zeroes it and returns its handle and value.
-func (p *Pool[T]) Alloc() (Handle, *T, error) {
-	h, err := p.c.alloc()
+func (p *Pool[T]) Alloc() (Handle, *T, error) { return p.AllocNoted(nil) }
+
+// AllocNoted is Alloc that first tells note which slot it took: note runs
+// under the pool's lock, before the slot is zeroed and marked in use. A
+// layer above that journals its allocations records the slot there, so a
+// process killed at any instant never leaves a slot in use that its
+// journal does not name. note must be short and must not call the pool.
+func (p *Pool[T]) AllocNoted(note func(slot int)) (Handle, *T, error) {
+	h, err := p.c.alloc(note)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -381,7 +394,15 @@ func (p *Pool[T]) Lookup(i int) (Handle, *T, bool) {
 
 // Free returns h's slot to the pool. Freeing a stale handle is an error
 // wrapping ErrStaleHandle and changes nothing.
-func (p *Pool[T]) Free(h Handle) error { return p.c.release(h) }
+func (p *Pool[T]) Free(h Handle) error { return p.c.release(h, nil) }
+
+// FreeNoted is Free that calls note under the pool's lock right after the
+// slot is marked free, before any Alloc can take it again: a layer above
+// retires the journal entry of a removal there, so an entry that survives
+// a crash never names a slot that already belongs to someone else. note
+// is not called when Free fails; it must be short and must not call the
+// pool.
+func (p *Pool[T]) FreeNoted(h Handle, note func()) error { return p.c.release(h, note) }
 
 // All yields every live slot in index order. Slots allocated or freed while
 // it runs may or may not be seen.

@@ -302,3 +302,35 @@ func TestSymlinkRefused(t *testing.T) {
 		t.Fatalf("Open through a symlink: %v, want ELOOP (O_NOFOLLOW)", err)
 	}
 }
+
+// AllocNoted names the slot before it is in use, and FreeNoted's note runs
+// once it is free again: the two instants a journal above must cover.
+func TestAllocFreeNoted(t *testing.T) {
+	p, err := shmpool.Open[player]("pool", shmpool.Options{Dir: shmDir(t), Capacity: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	noted, liveInNote := -1, true
+	h, v, err := p.AllocNoted(func(slot int) {
+		noted = slot
+		_, _, liveInNote = p.Lookup(slot)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noted != h.Index() || liveInNote {
+		t.Fatalf("note saw slot %d (live %v); Alloc returned %v: want the same slot, not yet in use", noted, liveInNote, h)
+	}
+	v.Coin = 5
+	freed, liveInNote := false, true
+	if err := p.FreeNoted(h, func() { freed = true; _, _, liveInNote = p.Lookup(h.Index()) }); err != nil {
+		t.Fatal(err)
+	}
+	if !freed || liveInNote {
+		t.Fatalf("FreeNoted: note called %v, slot live in note %v; want called on a free slot", freed, liveInNote)
+	}
+	if err := p.FreeNoted(h, func() { t.Fatal("note called for a stale handle") }); !errors.Is(err, shmpool.ErrStaleHandle) {
+		t.Fatalf("FreeNoted(stale) = %v, want ErrStaleHandle", err)
+	}
+}

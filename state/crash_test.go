@@ -2,6 +2,7 @@ package state
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,9 +42,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// childOptions are the options of the crash tests' segment, in the child
+// and in the parent. The scrub is unthrottled, so that a parent's
+// WaitScrub returns quickly.
 func childOptions(dir string) Options {
-	return Options{Name: "players", ShmDir: dir, Capacity: 4096, Lanes: 16, Logger: quietLogger()}
+	return Options{Name: "players", ShmDir: dir, Capacity: childCapacity, Lanes: 16, Logger: quietLogger(), ScrubRate: 1 << 30}
 }
+
+const childCapacity = 4096
 
 // stormPlayers are updated under the invariant; churnPlayers are deleted
 // and created again all the time, to crash in the middle of those too.
@@ -53,10 +59,18 @@ func runChild(mode, dir string) error {
 	switch mode {
 	case "storm":
 		return childStorm(dir)
-	case "torn-update", "torn-create", "torn-alloc":
+	case "torn-update", "torn-create", "torn-alloc", "torn-delete":
 		return childTorn(mode, dir)
 	case "migrate-stop":
 		return childMigrateStop(dir)
+	case "recover-kill":
+		// Recover what the previous child left, and die half way.
+		testHookRecovered = func() {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			parkUntilKilled()
+		}
+		_, _, err := Open[Player](childOptions(dir))
+		return err
 	}
 	return fmt.Errorf("unknown child mode %q", mode)
 }
@@ -66,7 +80,11 @@ func runChild(mode, dir string) error {
 // atomic on a pipe), so the parent's kill lands anywhere in the loop, not
 // just in a write system call.
 func childStorm(dir string) error {
-	s, _, err := Open[Player](childOptions(dir))
+	// The scrub runs pass after pass while the storm commits, creates and
+	// deletes: it must never take a healthy record for a damaged one.
+	opts := childOptions(dir)
+	opts.ScrubEvery = time.Millisecond
+	s, _, err := Open[Player](opts)
 	if err != nil {
 		return err
 	}
@@ -90,6 +108,11 @@ func childStorm(dir string) error {
 		})
 		if err == nil {
 			fmt.Fprintf(w, "%d %d\n", id, a)
+		}
+		if n%1024 == 0 {
+			if st := s.Scrub(); st.TotalFailed+st.Removed+st.Reindexed != 0 {
+				return fmt.Errorf("the scrub found faults in a healthy store: %v %v", st, st.Problems)
+			}
 		}
 		if n%16 == 0 {
 			c := churnBase + rng.Uint64N(churnPlayers)
@@ -183,6 +206,17 @@ func TestKillStorm(t *testing.T) {
 			}
 			return true
 		})
+		if rep.Recovery.IndexRebuilt != "" || rep.Recovery.Checked != 0 {
+			t.Fatalf("kill %d: recovery took the slow path: %v", k, rep)
+		}
+		// The trusted index is exactly right (every record whole and found
+		// at its slot, no other entry), and the scrub agrees.
+		if err := s.verify(); err != nil {
+			t.Fatalf("kill %d: after recovery: %v", k, err)
+		}
+		if st := waitScrub(t, s); st.TotalFailed+st.Removed+st.Reindexed != 0 || st.TotalChecked != int64(s.Len()) {
+			t.Fatalf("kill %d: scrub after recovery: %v %v; want every one of %d records checked, no fault", k, st, st.Problems, s.Len())
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -219,15 +253,34 @@ func childTorn(mode, dir string) error {
 		rec.Val.A, rec.Val.Coins = 1000, 1000 // B, Check, Inv not yet
 	case "torn-create":
 		// Ensure(2) up to the index insert, not the journal retirement.
-		ln := s.lane(2)
-		h, rec, _ := s.pool.Alloc()
-		atomic.StoreUint64(ln.active, journalCreate<<32|uint64(h.Index()))
+		h, rec, _ := s.allocCreating(s.lane(2).active)
 		rec.ID = 2
 		rec.Sum = recordSum(recordBytes(rec))
 		s.idx.insert(2, uint32(h.Index()))
 	case "torn-alloc":
 		// Ensure(2) killed right after shmpool handed out a zeroed slot.
-		s.pool.Alloc()
+		s.allocCreating(s.lane(2).active)
+	case "torn-delete":
+		// Delete(ids[0]) of one cluster, killed before the index store
+		// numbered by the step variable (past the last: after the delete).
+		ids := clusterIDs(childCapacity, clusterLen)
+		for _, id := range ids {
+			s.Ensure(id)
+			s.Update(id, func(p *Player) error { p.step(id); return nil })
+		}
+		step, err := strconv.Atoi(os.Getenv(stepEnv))
+		if err != nil {
+			return err
+		}
+		testHookIndexStore = func(n int) {
+			if n == step {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				parkUntilKilled()
+			}
+		}
+		if err := s.Delete(ids[0]); err != nil {
+			return err
+		}
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	parkUntilKilled()
@@ -243,51 +296,170 @@ func parkUntilKilled() {
 	}
 }
 
-func runTornChild(t *testing.T, mode string) (*Store[Player], *OpenReport) {
+// killedChild runs a child in each of modes in turn (with env added), on
+// one segment; each must die by SIGKILL. Then it opens what they left.
+func killedChild(t *testing.T, modes []string, env ...string) (*Store[Player], *OpenReport) {
 	t.Helper()
 	dir := shmDir(t)
+	for _, mode := range modes {
+		runKilled(t, dir, mode, env...)
+	}
+	s, rep := mustOpen[Player](t, childOptions(dir))
+	t.Cleanup(func() { s.Close() })
+	return s, rep
+}
+
+// runKilled runs a child in mode on dir, which must die by SIGKILL.
+func runKilled(t *testing.T, dir, mode string, env ...string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, dirEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+mode, dirEnv+"="+dir), env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child %s ended with %v, want killed by SIGKILL", mode, err)
 	}
-	s, rep := mustOpen[Player](t, childOptions(dir))
-	t.Cleanup(func() { s.Close() })
-	if rep.How != Recovered || rep.Recovery == nil || rep.Recovery.Lost != 0 || rep.Recovery.Repaired != 1 {
-		t.Fatalf("open after %s: %v; want recovered, 1 repaired, 0 lost", mode, rep)
+}
+
+// runTornChild checks what every torn child leaves: player 1 at its third
+// commit, recovered by the fast path, the index exactly right, and a scrub
+// that finds nothing wrong. With recoverKill a first recovery is killed
+// half way (recover-kill) before the one checked.
+func runTornChild(t *testing.T, mode string, recoverKill bool, env ...string) (*Store[Player], *OpenReport) {
+	t.Helper()
+	modes := []string{mode}
+	if recoverKill {
+		modes = append(modes, "recover-kill")
+	}
+	s, rep := killedChild(t, modes, env...)
+	if rep.How != Recovered || rep.Recovery == nil || rep.Recovery.Lost != 0 || rep.Recovery.IndexRebuilt != "" {
+		t.Fatalf("open after %s: %v; want recovered by the fast path, 0 lost", mode, rep)
 	}
 	p, err := s.Get(1)
 	if err != nil || p.A != 3 || p.consistent(1) != "" {
 		t.Fatalf("after %s player 1 = %+v, %v; want the third commit", mode, p, err)
 	}
+	if err := s.verify(); err != nil {
+		t.Fatalf("after %s: %v", mode, err)
+	}
+	if st := waitScrub(t, s); st.TotalFailed+st.Removed+st.Reindexed != 0 {
+		t.Fatalf("after %s: %v %v", mode, st, st.Problems)
+	}
 	return s, rep
 }
 
+func wantRepaired(t *testing.T, rep *OpenReport, n int) {
+	t.Helper()
+	if rep.Recovery.Repaired != n {
+		t.Fatalf("%v: want %d journal entries applied", rep, n)
+	}
+}
+
+// Each torn child's recovery runs once, and once after a first recovery
+// killed half way (what it left must be recovered the same).
+var recoverKills = []bool{false, true}
+
 func TestRecoveryRollsBackTornUpdate(t *testing.T) {
-	s, _ := runTornChild(t, "torn-update")
-	if p, _ := s.Get(1); p.Coins != 0 {
-		t.Fatalf("Coins = %d: the torn write survived", p.Coins)
+	for _, rk := range recoverKills {
+		t.Run(fmt.Sprint("recovery-killed-", rk), func(t *testing.T) {
+			s, rep := runTornChild(t, "torn-update", rk)
+			wantRepaired(t, rep, 1)
+			if p, _ := s.Get(1); p.Coins != 0 {
+				t.Fatalf("Coins = %d: the torn write survived", p.Coins)
+			}
+		})
 	}
 }
 
 func TestRecoveryRemovesHalfCreatedPlayer(t *testing.T) {
 	for _, mode := range []string{"torn-create", "torn-alloc"} {
-		t.Run(mode, func(t *testing.T) {
-			s, _ := runTornChild(t, mode)
-			if _, err := s.Get(2); !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Get(2) after a killed Ensure: %v, want ErrNotFound", err)
-			}
-			if s.Len() != 1 {
-				t.Fatalf("Len = %d, want 1", s.Len())
-			}
-			if created, err := s.Ensure(2); !created || err != nil {
-				t.Fatalf("Ensure(2) after recovery: %v %v", created, err)
-			}
-		})
+		for _, rk := range recoverKills {
+			t.Run(fmt.Sprintf("%s/recovery-killed-%v", mode, rk), func(t *testing.T) {
+				s, rep := runTornChild(t, mode, rk)
+				wantRepaired(t, rep, 1)
+				if _, err := s.Get(2); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Get(2) after a killed Ensure: %v, want ErrNotFound", err)
+				}
+				if s.Len() != 1 {
+					t.Fatalf("Len = %d, want 1", s.Len())
+				}
+				if created, err := s.Ensure(2); !created || err != nil {
+					t.Fatalf("Ensure(2) after recovery: %v %v", created, err)
+				}
+			})
+		}
 	}
+}
+
+// A delete killed before each of its index stores in turn (a cluster of
+// clusterLen players with one home; deleting the first shifts every other
+// back): the fast path finishes it, the others keep their values, and the
+// index is exactly right. The step past the last store is a delete that
+// finished before the kill.
+func TestRecoveryFinishesTornDelete(t *testing.T) {
+	ids := clusterIDs(childCapacity, clusterLen)
+	for step := 0; step <= clusterLen+1; step++ {
+		for _, rk := range recoverKills {
+			if rk && step > clusterLen {
+				continue // the delete finished: recovery has nothing to do, nowhere to be killed
+			}
+			t.Run(fmt.Sprintf("store-%d/recovery-killed-%v", step, rk), func(t *testing.T) {
+				tornDelete(t, ids, step, rk)
+			})
+		}
+	}
+}
+
+// tornDelete checks what a delete killed before index store step leaves.
+func tornDelete(t *testing.T, ids []uint64, step int, recoverKill bool) {
+	s, rep := runTornChild(t, "torn-delete", recoverKill, fmt.Sprintf("%s=%d", stepEnv, step))
+	wantRepaired(t, rep, min(1, clusterLen+1-step)) // the last store is the hole's zero
+	if _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted player: %v, want ErrNotFound", err)
+	}
+	for _, id := range ids[1:] {
+		if p, err := s.Get(id); err != nil || p.A != 1 || p.consistent(id) != "" {
+			t.Fatalf("player %d of the cluster: %+v, %v", id, p, err)
+		}
+	}
+	if s.Len() != clusterLen {
+		t.Fatalf("Len = %d, want %d", s.Len(), clusterLen)
+	}
+	if created, err := s.Ensure(ids[0]); !created || err != nil {
+		t.Fatalf("Ensure of the deleted player: %v %v", created, err)
+	}
+}
+
+const (
+	clusterLen = 6
+	stepEnv    = "HOTHOST_STATE_STEP"
+)
+
+// clusterIDs returns n ids with one home in the index of a store of
+// capacity players. Created in order they make one cluster, each entry
+// one past the previous, so deleting the first moves all the others.
+func clusterIDs(capacity, n int) []uint64 {
+	x := index{tab: make([]uint32, indexLen(capacity))}
+	const base = 1 << 50
+	var ids []uint64
+	for id := uint64(base); len(ids) < n; id++ {
+		if x.home(id) == x.home(base) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// waitScrub waits for the store's first scrub pass (a hang is named by go
+// test's -timeout).
+func waitScrub(t testing.TB, s *Store[Player]) ScrubStatus {
+	t.Helper()
+	st, err := s.WaitScrub(context.Background())
+	if err != nil {
+		t.Fatalf("WaitScrub: %v", err)
+	}
+	return st
 }
 
 func childMigrateStop(dir string) error {

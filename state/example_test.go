@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -129,4 +130,40 @@ func ExampleStore_Run() {
 	// next request: <nil>
 	// stuck request: state: transaction fenced by a watchdog
 	// coins: 5
+}
+
+// Scrub reports the background check of every record that Open starts
+// (after kill -9 it is what checks the records, since recovery trusts the
+// journal and the index): for a status page and metrics.
+func ExampleStore_Scrub() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s, _, _ := state.Open[Account](state.Options{Name: "accounts", ShmDir: dir, Capacity: 10,
+		ScrubRate: 1000, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+
+	st := s.Scrub()
+	fmt.Println(st.Rate, st.TotalFailed)
+	// Output: 1000 0
+}
+
+// WaitScrub waits for the pass under way: after it, every record present
+// at Open was checked, and st.Problems lists what was found and done.
+func ExampleStore_WaitScrub() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	opts := state.Options{Name: "accounts", ShmDir: dir, Capacity: 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s, _, _ := state.Open[Account](opts)
+	s.Ensure(1)
+	s.Ensure(2)
+	s.Close()
+
+	s, _, _ = state.Open[Account](opts)
+	defer s.Close()
+	st, err := s.WaitScrub(context.Background())
+	fmt.Println(st.Checked, st.Failed, st.Progress(), len(st.Problems), err)
+	fmt.Println(st)
+	// Output:
+	// 2 0 1 0 <nil>
+	// scrub done (1 passes, 100000 records/s): checked 2, failed 0
 }

@@ -1,10 +1,13 @@
 package state
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // index maps player ids to slots: linear probing over a table of uint32
@@ -18,14 +21,104 @@ import (
 // later entries back (no tombstones: a table that lives for years must not
 // fill with them) and can move an entry past a running probe, so deletes
 // bump ver to odd and back, and a lookup that saw ver change retries under
-// the writers' mutex. After a crash the table is rebuilt from the records,
-// because a delete cut short can leave it in any state.
+// the writers' mutex.
+//
+// # Why the table is trusted after kill -9
+//
+// Only three things write it: Ensure's insert, Delete's remove and a
+// rebuild. Ensure and Delete each hold a journal entry naming their slot
+// (journalCreate, journalDelete) from before their first index store until
+// after their last (recover.go), and index writers are serialized, so a
+// crash leaves at most one insert or remove cut short, in the cluster
+// (maximal run of non-empty entries) around its id's home, and its journal
+// entry says which id: an insert is one store, whole or absent; a remove
+// cut short holds the removed entry or a copy of an entry it was shifting
+// back (never a lost one, since the hole is filled before the next is
+// made). Recovery rebuilds that one cluster without the slot (repair) and
+// finishes the journal entry, touching a few cache lines, not the table.
+//
+// A rebuild marks the header's state word rebuilding before it clears the
+// table and valid after: a rebuild cut short is redone. The header (magic,
+// length, hash, checksum) is checked on every attach; a header that does
+// not add up means the table cannot be trusted, and it is rebuilt from the
+// records (the slow path, which reads every record).
 type index struct {
 	tab  []uint32
-	mu   sync.Mutex    // writers: insert, remove, rebuild
+	hdr  []byte        // the header, in the segment
+	mu   sync.Mutex    // writers: insert, remove, repair, rebuild
 	ver  atomic.Uint64 // odd while remove shifts entries
 	idOf func(slot uint32) (uint64, bool)
 }
+
+// The index header, the 64 bytes before the table:
+//
+//	[0, 8)    magic "HHINDEX\x01"
+//	[8, 16)   table length (entries)
+//	[16, 20)  hash: 1 = linear probing from the high half of mix(id)*length,
+//	          entries slot+1 (what a build must agree on to read the table)
+//	[20, 24)  CRC-32C of [0, 20)
+//	[24, 28)  state: indexValid or indexRebuilding (outside the checksum:
+//	          it is changed by one atomic store)
+const (
+	indexHeader     = 64
+	indexMagic      = "HHINDEX\x01"
+	indexHash       = 1
+	offIndexLen     = 8
+	offIndexHash    = 16
+	offIndexSum     = 20
+	offIndexState   = 24
+	indexValid      = 0x56414c44 // "VALD"
+	indexRebuilding = 0x52424c44 // "RBLD"
+)
+
+func indexHeaderBytes(aux []byte, g auxGeom) []byte { return aux[g.index-indexHeader : g.index] }
+
+// encodeIndexHeader writes the header of an empty (valid) table.
+func encodeIndexHeader(aux []byte, g auxGeom) {
+	x := index{hdr: indexHeaderBytes(aux, g), tab: indexTable(aux, g)}
+	x.sealHeader()
+}
+
+// sealHeader writes the header's fixed fields for the table x has, then
+// marks it valid: the end of a rebuild, whatever the header held before.
+func (x *index) sealHeader() {
+	b := x.hdr
+	le := binary.LittleEndian
+	copy(b, indexMagic)
+	le.PutUint64(b[offIndexLen:], uint64(len(x.tab)))
+	le.PutUint32(b[offIndexHash:], indexHash)
+	le.PutUint32(b[offIndexSum:], crc32.Checksum(b[:offIndexSum], castagnoli))
+	x.setState(indexValid)
+}
+
+func stateWord(hdr []byte) *uint32 { return (*uint32)(unsafe.Pointer(&hdr[offIndexState])) }
+
+// checkIndexHeader says why the table cannot be trusted, or nil: the first
+// failing check, in a fixed order (magic, checksum, length, hash, state).
+func checkIndexHeader(aux []byte, g auxGeom) error {
+	b := indexHeaderBytes(aux, g)
+	le := binary.LittleEndian
+	switch st := atomic.LoadUint32(stateWord(b)); {
+	case string(b[:8]) != indexMagic:
+		return fmt.Errorf("%w: index header magic %q, want %q", ErrCorrupt, b[:8], indexMagic)
+	case le.Uint32(b[offIndexSum:]) != crc32.Checksum(b[:offIndexSum], castagnoli):
+		return fmt.Errorf("%w: index header checksum %#08x, computed %#08x", ErrCorrupt,
+			le.Uint32(b[offIndexSum:]), crc32.Checksum(b[:offIndexSum], castagnoli))
+	case le.Uint64(b[offIndexLen:]) != uint64(g.indexLen):
+		return fmt.Errorf("%w: index header says %d entries, the segment has %d", ErrCorrupt, le.Uint64(b[offIndexLen:]), g.indexLen)
+	case le.Uint32(b[offIndexHash:]) != indexHash:
+		return fmt.Errorf("%w: index hash %d, this build reads %d", ErrCorrupt, le.Uint32(b[offIndexHash:]), indexHash)
+	case st == indexRebuilding:
+		return fmt.Errorf("%w: an index rebuild was cut short", ErrCorrupt)
+	case st != indexValid:
+		return fmt.Errorf("%w: index state word %#08x", ErrCorrupt, st)
+	}
+	return nil
+}
+
+// setState persists the header's state word. A store of one aligned word:
+// a crash leaves the old value or the new.
+func (x *index) setState(v uint32) { atomic.StoreUint32(stateWord(x.hdr), v) }
 
 // mix is splitmix64's finalizer: ids are often sequential, which linear
 // probing with an identity hash would turn into long runs.
@@ -128,8 +221,22 @@ func (x *index) remove(id uint64, slot uint32) bool {
 	if atomic.LoadUint32(&x.tab[i]) != slot+1 {
 		return false
 	}
+	x.removeAtLocked(i)
+	return true
+}
+
+// removeAtLocked empties position i and shifts the rest of its cluster
+// back. Every store moves an entry into the current hole before the next
+// hole is made, so a crash inside leaves each entry at least once (one
+// possibly twice): what repair expects.
+func (x *index) removeAtLocked(i int) {
+	n := len(x.tab)
 	x.ver.Add(1)
 	defer x.ver.Add(1)
+	stores := 0
+	if testHookIndexStore != nil {
+		testHookIndexStore(stores)
+	}
 	for j := i; ; {
 		if j++; j == n {
 			j = 0
@@ -146,10 +253,85 @@ func (x *index) remove(id uint64, slot uint32) bool {
 		if h := x.home(rid); (j > i && (h <= i || h > j)) || (j < i && h <= i && h > j) {
 			atomic.StoreUint32(&x.tab[i], e)
 			i = j
+			if stores++; testHookIndexStore != nil {
+				testHookIndexStore(stores)
+			}
 		}
 	}
 	atomic.StoreUint32(&x.tab[i], 0)
-	return true
+	if testHookIndexStore != nil {
+		testHookIndexStore(stores + 1)
+	}
+}
+
+// testHookIndexStore, when set (tests only), is called before a remove's
+// first store to the table and after each (with the count so far): the
+// crash tests kill the process there.
+var testHookIndexStore func(stores int)
+
+// removeSlot deletes every entry holding slot, wherever it is: for a slot
+// whose record no longer leads to its entry (its id field is corrupt), so
+// that no probe path can be used to find it. It reads the whole table.
+func (x *index) removeSlot(slot uint32) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	removed := 0
+	for i := 0; i < len(x.tab); {
+		if atomic.LoadUint32(&x.tab[i]) == slot+1 {
+			x.removeAtLocked(i) // may shift another copy into i: look again
+			removed++
+			continue
+		}
+		i++
+	}
+	return removed
+}
+
+// repair rebuilds the cluster around id's home position without slot
+// drop, without entries for slots that are no longer live, and with each
+// slot once: what an insert or remove of id's slot cut short by a crash
+// needs (see the type's comment). Every entry of a cluster has its home
+// inside it, and linear probing fills the same positions whatever the
+// order of inserts, so the entries go back inside the same span.
+func (x *index) repair(id uint64, drop uint32) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := len(x.tab)
+	h := x.home(id)
+	if n == 0 || atomic.LoadUint32(&x.tab[h]) == 0 {
+		return // no cluster there: nothing of id's was ever in one, or its remove finished
+	}
+	start := h
+	for range n {
+		p := (start + n - 1) % n
+		if atomic.LoadUint32(&x.tab[p]) == 0 {
+			break
+		}
+		start = p
+	}
+	var entries []uint32
+	for i := start; len(entries) < n; i = (i + 1) % n {
+		e := atomic.LoadUint32(&x.tab[i])
+		if e == 0 {
+			break
+		}
+		entries = append(entries, e)
+	}
+	x.ver.Add(1)
+	defer x.ver.Add(1)
+	for k := range entries {
+		atomic.StoreUint32(&x.tab[(start+k)%n], 0)
+	}
+	seen := make(map[uint32]bool, len(entries))
+	for _, e := range entries {
+		if e == drop+1 || seen[e] {
+			continue
+		}
+		seen[e] = true
+		if rid, live := x.idOf(e - 1); live {
+			x.insertLocked(rid, e-1) // cannot fail: the span just emptied holds it
+		}
+	}
 }
 
 // count is the number of entries: a cheap structural check on attach.

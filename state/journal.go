@@ -16,13 +16,16 @@ import (
 //	[64, ...)      journal: one entry per lane, 64-byte aligned so lanes
 //	               never share a cache line: an active word, then a copy of
 //	               the record being overwritten (the undo record)
+//	[..., +64)     index header (index.go; version 2 on)
 //	[..., end)     index: one uint32 per entry
 //
 // The header is written once, when the segment is built, and checked on
 // every attach: a segment whose aux does not add up is refused by name.
+// Version 1 had no index header; such a segment is still read (migration
+// converts it), never attached.
 const (
 	auxMagic   = "HHSTAUX\x01"
-	auxVersion = 1
+	auxVersion = 2
 	auxHeader  = 64
 
 	offAuxVersion  = 8  // uint32
@@ -39,10 +42,12 @@ const (
 const (
 	journalUpdate = 1 // undo: copy the saved record back over the slot
 	journalCreate = 2 // undo: free the slot (an Ensure that did not finish)
+	journalDelete = 3 // redo: take the slot out of the index and free it
 )
 
 // auxGeom is the decoded aux header.
 type auxGeom struct {
+	version  int
 	lanes    int
 	recSize  int
 	capacity int
@@ -54,9 +59,9 @@ type auxGeom struct {
 }
 
 func planAux(lanes, recSize, capacity int) auxGeom {
-	g := auxGeom{lanes: lanes, recSize: recSize, capacity: capacity, indexLen: indexLen(capacity), journal: auxHeader}
+	g := auxGeom{version: auxVersion, lanes: lanes, recSize: recSize, capacity: capacity, indexLen: indexLen(capacity), journal: auxHeader}
 	g.stride = alignUp(8+recSize, 64)
-	g.index = alignUp(g.journal+lanes*g.stride, 64)
+	g.index = alignUp(g.journal+lanes*g.stride, 64) + indexHeader
 	g.size = g.index + 4*g.indexLen
 	return g
 }
@@ -74,6 +79,7 @@ func encodeAux(b []byte, g auxGeom) {
 	le.PutUint64(b[offAuxJournal:], uint64(g.journal))
 	le.PutUint64(b[offAuxIndex:], uint64(g.index))
 	le.PutUint32(b[offAuxSum:], crc32.Checksum(b[:offAuxSum], castagnoli))
+	encodeIndexHeader(b, g)
 }
 
 // decodeAux validates an aux header against the segment it sits in: it
@@ -90,14 +96,18 @@ func decodeAux(b []byte, recSize, capacity int) (auxGeom, error) {
 	if got, want := le.Uint32(b[offAuxSum:]), crc32.Checksum(b[:offAuxSum], castagnoli); got != want {
 		return auxGeom{}, fmt.Errorf("%w: aux header checksum %#08x, computed %#08x", ErrCorrupt, got, want)
 	}
-	if v := le.Uint32(b[offAuxVersion:]); v != auxVersion {
-		return auxGeom{}, fmt.Errorf("%w: aux version %d, this build reads %d", ErrCorrupt, v, auxVersion)
+	v := le.Uint32(b[offAuxVersion:])
+	if v != 1 && v != auxVersion {
+		return auxGeom{}, fmt.Errorf("%w: aux version %d, this build reads 1 to %d", ErrCorrupt, v, auxVersion)
 	}
 	lanes := int(le.Uint32(b[offAuxLanes:]))
 	if lanes <= 0 || lanes > maxLanes || lanes&(lanes-1) != 0 {
 		return auxGeom{}, fmt.Errorf("%w: %d lanes", ErrCorrupt, lanes)
 	}
 	g := planAux(lanes, recSize, capacity)
+	if v == 1 { // no index header
+		g.version, g.index, g.size = 1, g.index-indexHeader, g.size-indexHeader
+	}
 	if int(le.Uint32(b[offAuxRecSize:])) != recSize || le.Uint64(b[offAuxCapacity:]) != uint64(capacity) ||
 		le.Uint64(b[offAuxIndexLen:]) != uint64(g.indexLen) || le.Uint64(b[offAuxJournal:]) != uint64(g.journal) ||
 		le.Uint64(b[offAuxIndex:]) != uint64(g.index) || g.size > len(b) {

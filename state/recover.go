@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/bits"
@@ -8,45 +9,156 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hothost/hothost/shmpool"
 )
 
 // maxLostIDs bounds RecoveryReport.LostIDs.
 const maxLostIDs = 100
 
+// errOldAux marks a segment of aux version 1, which has no index header:
+// Open migrates it (by the same path as a layout change) instead of
+// attaching it.
+var errOldAux = errors.New("segment of aux version 1 (no crash-safe index header): converted to version 2")
+
 // recover makes a segment whose owner died consistent again, before anyone
-// else uses it: roll back every active journal entry, check every live
-// record, rebuild the index from the records.
-func (s *Store[T]) recover() RecoveryReport {
+// else uses it. The fast path touches the lanes' journals and the few
+// index clusters they name, never the records as a whole: every update cut
+// short is rolled back from its undo record, every create cut short is
+// removed and every delete cut short finished, and the id index (trusted:
+// see index.go) is repaired where such a create or delete touched it.
+// Checking every record's checksum is left to the background scrub.
+//
+// The slow path runs when the index cannot be trusted (untrusted names
+// why: its header failed its check) or a journal entry holds what no
+// store writes: the journal is still applied, then every record is checked
+// and the index rebuilt from the records, as before the index was trusted.
+//
+// Each step is idempotent and a lane's journal word is cleared only after
+// its entry is finished, so recovery killed at any instant is redone.
+func (s *Store[T]) recover(untrusted error) RecoveryReport {
 	start := time.Now()
 	var rr RecoveryReport
+	why := untrusted
+	if why == nil {
+		why = s.checkJournal()
+	}
+	if why != nil {
+		// Persisted before anything changes: a crash from here on finds
+		// the index marked and takes the slow path again.
+		s.idx.setState(indexRebuilding)
+	}
 	for i := range s.lanes {
-		ln := &s.lanes[i]
-		w := atomic.LoadUint64(ln.active)
+		s.finishLane(i, why == nil, &rr)
+	}
+	if why != nil {
+		rr.IndexRebuilt = why.Error()
+		s.log.Warn("state: the index cannot be trusted; checking every record and rebuilding it", "cause", why)
+		ids := s.checkAll(&rr)
+		s.rebuildIndexFrom(ids, &rr)
+	}
+	rr.Duration = time.Since(start)
+	s.log.Info("state: recovery done", "journal_entries", rr.Repaired, "index_rebuilt", rr.IndexRebuilt != "",
+		"checked", rr.Checked, "lost", rr.Lost, "duration", rr.Duration)
+	return rr
+}
+
+// checkJournal says why the journal cannot be applied by the fast path:
+// an entry no store writes, or a delete whose record fails its check (its
+// id field says which index cluster to repair, so it must be whole).
+func (s *Store[T]) checkJournal() error {
+	for i := range s.lanes {
+		w := atomic.LoadUint64(s.lanes[i].active)
+		kind, slot := w>>32, int(uint32(w))
 		if w == 0 {
 			continue
 		}
-		kind, slot := w>>32, int(uint32(w))
-		h, rec, live := s.pool.Lookup(slot)
+		_, rec, live := s.pool.Lookup(slot)
 		switch {
-		case kind == journalUpdate && live:
-			*rec = *ln.undo
-			rr.Repaired++
-			s.log.Info("state: recovery rolled back an unfinished update", "lane", i, "slot", slot, "player", rec.ID)
-		case kind == journalCreate && live:
-			s.pool.Free(h)
-			rr.Repaired++
-			s.log.Info("state: recovery removed a half-created player", "lane", i, "slot", slot)
-		case kind == journalCreate: // alloc had not happened yet
-		default:
-			s.log.Error("state: recovery found an impossible journal entry", "lane", i, "word", w, "slot_live", live)
+		case slot >= s.pool.Cap() || kind < journalUpdate || kind > journalDelete:
+			return fmt.Errorf("%w: lane %d journal word %#x", ErrCorrupt, i, w)
+		case kind == journalUpdate && !live:
+			return fmt.Errorf("%w: lane %d journal updates free slot %d", ErrCorrupt, i, slot)
+		case kind == journalDelete && live:
+			if err := checkRecord(recordBytes(rec), false); err != nil {
+				return fmt.Errorf("%w: lane %d journal deletes slot %d, whose record fails its check: %v", ErrCorrupt, i, slot, err)
+			}
 		}
-		atomic.StoreUint64(ln.active, 0)
 	}
-	ids := s.checkAll(&rr)
-	s.rebuildIndexFrom(ids, &rr)
-	rr.Duration = time.Since(start)
-	s.log.Info("state: recovery done", "checked", rr.Checked, "repaired", rr.Repaired, "lost", rr.Lost, "duration", rr.Duration)
-	return rr
+	return nil
+}
+
+// finishLane applies lane i's journal entry, if any, and then clears it.
+// repairIndex is false on the slow path, where the index is rebuilt anyway.
+func (s *Store[T]) finishLane(i int, repairIndex bool, rr *RecoveryReport) {
+	ln := &s.lanes[i]
+	w := atomic.LoadUint64(ln.active)
+	if w == 0 {
+		return
+	}
+	kind, slot := w>>32, int(uint32(w))
+	h, rec, live := s.pool.Lookup(slot)
+	switch {
+	case !live: // a create before its slot was in use, a delete after its Free
+	case kind == journalUpdate:
+		if err := checkRecord(recordBytes(ln.undo), false); err != nil {
+			s.log.Error("state: recovery restored an undo record that fails its check; the scrub will restore the player from a snapshot",
+				"lane", i, "slot", slot, "player", ln.undo.ID, "cause", err)
+		}
+		*rec = *ln.undo
+		if testHookRecovered != nil {
+			testHookRecovered()
+		}
+		rr.Repaired++
+		s.log.Info("state: recovery rolled back an unfinished update", "lane", i, "slot", slot, "player", rec.ID)
+	case kind == journalCreate || kind == journalDelete: // undo, redo: either way the player goes
+		id := atomic.LoadUint64(&rec.ID)
+		if repairIndex {
+			s.idx.repair(id, uint32(slot))
+		}
+		if testHookRecovered != nil {
+			testHookRecovered()
+		}
+		s.pool.Free(h)
+		rr.Repaired++
+		what := "removed a half-created player"
+		if kind == journalDelete {
+			what = "finished an unfinished delete"
+		}
+		s.log.Info("state: recovery "+what, "lane", i, "slot", slot, "player", id)
+	default: // no store writes it: checkJournal sent recovery down the slow path
+		s.log.Error("state: recovery ignored an impossible journal entry", "lane", i, "word", w)
+	}
+	atomic.StoreUint64(ln.active, 0)
+}
+
+// testHookRecovered, when set (tests only), is called when recovery has
+// restored a record or repaired the index for a journal entry, before it
+// frees the slot or clears the entry: the crash tests kill the recovering
+// process there.
+var testHookRecovered func()
+
+// allocCreating takes a slot for a new player, publishing the lane's
+// journal entry (journalCreate) under the pool's lock before the slot is
+// in use: kill -9 at any instant of an Ensure leaves no slot in use that
+// the journal does not name.
+func (s *Store[T]) allocCreating(active *uint64) (shmpool.Handle, *record[T], error) {
+	return s.pool.AllocNoted(func(slot int) { journalStore(active, journalCreate<<32|uint64(slot)) })
+}
+
+// beginDelete publishes a delete's journal entry: call it before the
+// delete's first index store, and end the delete with freeJournaled.
+func beginDelete(active *uint64, slot uint32) { journalStore(active, journalDelete<<32|uint64(slot)) }
+
+// freeJournaled frees h and retires the lane's journal entry (a create
+// given up, or a delete) under the pool's lock at the same instant, so an
+// entry that survives a crash never names a slot another lane took since.
+func (s *Store[T]) freeJournaled(active *uint64, h shmpool.Handle) error {
+	err := s.pool.FreeNoted(h, func() { journalStore(active, 0) })
+	if err != nil {
+		journalStore(active, 0)
+	}
+	return err
 }
 
 func (s *Store[T]) lose(rr *RecoveryReport, why string, id uint64, attrs ...any) {
@@ -111,18 +223,6 @@ func (s *Store[T]) checkAll(rr *RecoveryReport) []uint64 {
 	return ids
 }
 
-// rebuildIndex refills the index from the live records. Two records with
-// one id can only come from corruption: the first is kept.
-func (s *Store[T]) rebuildIndex(rr *RecoveryReport) {
-	ids := make([]uint64, s.pool.Cap())
-	for i := range ids {
-		if _, rec, live := s.pool.Lookup(i); live {
-			ids[i] = rec.ID
-		}
-	}
-	s.rebuildIndexFrom(ids, rr)
-}
-
 // rebuildIndexFrom refills the index from ids[slot] of the live slots.
 //
 // Inserting a million ids one by one costs a cache (and TLB) miss per
@@ -140,6 +240,8 @@ func (s *Store[T]) rebuildIndexFrom(ids []uint64, rr *RecoveryReport) {
 	x := &s.idx
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.setState(indexRebuilding)
+	defer x.sealHeader()
 	n := len(x.tab)
 	homeBits := bits.Len(uint(max(n-1, 1)))
 	slotBits := bits.Len(uint(max(len(ids)-1, 1)))
@@ -247,7 +349,7 @@ func radixSortHigh(keys []uint64, bits int) []uint64 {
 // rebuildIndexSlow inserts slot by slot, for tables too large for the
 // keys above (more than about 2^31 slots).
 func (s *Store[T]) rebuildIndexSlow(ids []uint64, rr *RecoveryReport) {
-	x := &s.idx
+	x := &s.idx // locked and marked rebuilding by the caller
 	x.ver.Add(1)
 	defer x.ver.Add(1)
 	clear(x.tab)

@@ -13,7 +13,9 @@ const (
 	// Attached: the segment was closed cleanly and is used as it is.
 	Attached How = iota
 	// Recovered: the previous owner died (kill -9, crash); its journal
-	// was rolled back and every record checked before use.
+	// was applied before use (the index and the records are then checked
+	// by the background scrub), or the index could not be trusted and was
+	// rebuilt from every record (RecoveryReport.IndexRebuilt says why).
 	Recovered
 	// Migrated: the segment held another layout of T (or was too small);
 	// its records were converted by field name into a new segment.
@@ -53,8 +55,8 @@ type OpenReport struct {
 	SegmentBytes int           // size of the segment file
 	Duration     time.Duration // the whole Open
 
-	// Recovery is set when records were checked after a crash (also when
-	// migrating or restoring from a segment that had crashed).
+	// Recovery is set when Open recovered the segment (How == Recovered),
+	// and when it migrated a segment whose owner had died.
 	Recovery *RecoveryReport
 	// Diff is the layout diff when the stored layout differed from T.
 	Diff string
@@ -91,14 +93,30 @@ func (r *OpenReport) String() string {
 }
 
 // RecoveryReport counts what recovery did after an unclean shutdown.
+//
+// The fast path applies the lanes' journals and repairs the index where
+// they point, and checks no record (Checked is 0): the background scrub
+// does that once serving has started (Store.Scrub). The slow path, taken
+// when the index cannot be trusted (IndexRebuilt says why), checks every
+// record and rebuilds the index from them, as a migration would.
 type RecoveryReport struct {
-	Checked  int      // live records whose checksum was verified
-	Repaired int      // records restored from an undo record, or half-made players removed
-	Lost     int      // records that failed their check with nothing to restore (goal: 0)
-	LostIDs  []uint64 // the first ids lost, for the operator
-	Duration time.Duration
+	Repaired int // journal entries applied: updates rolled back, creates removed, deletes finished
+	// IndexRebuilt is why the index was rebuilt from the records ("" when
+	// it was trusted): its header failed its check, a rebuild was cut
+	// short, or a journal entry held what no store writes.
+	IndexRebuilt string
+	Checked      int      // live records whose checksum was verified (slow path only)
+	Lost         int      // records that failed their check with nothing to restore (goal: 0)
+	LostIDs      []uint64 // the first ids lost, for the operator
+	Duration     time.Duration
 }
 
+// String keeps the form "recovery checked C, repaired R, lost L in D"
+// that log scrapers (the chaos run) read, then says which path it took.
 func (r *RecoveryReport) String() string {
-	return fmt.Sprintf("recovery checked %d, repaired %d, lost %d in %v", r.Checked, r.Repaired, r.Lost, r.Duration.Round(time.Microsecond))
+	s := fmt.Sprintf("recovery checked %d, repaired %d, lost %d in %v", r.Checked, r.Repaired, r.Lost, r.Duration.Round(time.Microsecond))
+	if r.IndexRebuilt == "" {
+		return s + " (journal applied, index trusted; records are checked by the background scrub)"
+	}
+	return s + " (index rebuilt from every record: " + r.IndexRebuilt + ")"
 }

@@ -47,6 +47,13 @@ type Options struct {
 	// Logger receives what Open, recovery and snapshots did; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// ScrubRate is how many records a second the background scrub checks
+	// (scrub.go): 0 means DefaultScrubRate, a negative value turns the
+	// scrub off.
+	ScrubRate int
+	// ScrubEvery, if positive, starts another scrub pass this long after
+	// each one ends; 0 means one pass after Open.
+	ScrubEvery time.Duration
 }
 
 // MigrateFunc converts one stored record into the current T. old is the
@@ -102,6 +109,8 @@ type Store[T any] struct {
 	snapMu sync.Mutex // one snapshot at a time
 	stop   chan struct{}
 	done   chan struct{}
+
+	scrub *scrubber // the background scrub (scrub.go)
 
 	// last is what LastSnapshot reports: its own mutex, so that a status
 	// page never waits for a snapshot in progress (snapMu).
@@ -160,8 +169,12 @@ func Open[T any](opts Options) (*Store[T], *OpenReport, error) {
 		}
 	case err == nil:
 	case errors.Is(err, shmpool.ErrLayout):
+		old := errors.Is(err, errOldAux)
 		if err = migrate[T](opts, rep); err == nil {
 			rep.How = Migrated
+			if old && rep.Diff == "" {
+				rep.Reason = errOldAux.Error()
+			}
 			s, err = attach[T](opts, nil)
 		}
 	case errors.Is(err, os.ErrNotExist):
@@ -184,6 +197,7 @@ func Open[T any](opts Options) (*Store[T], *OpenReport, error) {
 	s.log.Info("state: open", "how", rep.How.String(), "reason", rep.Reason, "path", rep.Path,
 		"players", rep.Players, "capacity", rep.Capacity, "duration", rep.Duration, "snapshot_every", opts.SnapshotEvery)
 	s.startSnapshots()
+	s.startScrub()
 	return s, rep, nil
 }
 
@@ -203,24 +217,25 @@ func attach[T any](opts Options, rep *OpenReport) (*Store[T], error) {
 	info := p.Info()
 	busy := s.activeLanes()
 	crashed := info.How == shmpool.AttachedAfterCrash || busy > 0
+	// The index header is checked on every attach; the table itself and the
+	// records are checked by the background scrub once serving has started.
+	untrusted := checkIndexHeader(s.aux, s.geom)
 	if rep != nil {
 		rep.How, rep.Reason = Attached, fmt.Sprintf("segment closed cleanly (attach #%d)", info.AttachCount)
 	}
-	if crashed {
-		rr := s.recover()
+	if crashed || untrusted != nil {
+		rr := s.recover(untrusted)
 		if rep != nil {
 			rep.How, rep.Recovery = Recovered, &rr
-			rep.Reason = fmt.Sprintf("previous owner pid %d did not close the segment", info.PrevOwnerPID)
-			if info.How != shmpool.AttachedAfterCrash {
+			switch {
+			case info.How == shmpool.AttachedAfterCrash:
+				rep.Reason = fmt.Sprintf("previous owner pid %d did not close the segment", info.PrevOwnerPID)
+			case busy > 0:
 				rep.Reason = fmt.Sprintf("segment marked clean but %d journal lanes were active", busy)
+			default:
+				rep.Reason = "segment closed cleanly, but its index cannot be trusted"
 			}
 		}
-	} else if n, live := s.idx.count(), p.Len(); n != live {
-		// A structural check even after a clean close (cheap: one pass
-		// over the table): a mismatch means the index cannot be trusted.
-		s.log.Warn("state: index does not match the records; rebuilding", "entries", n, "players", live)
-		rr := RecoveryReport{}
-		s.rebuildIndex(&rr)
 	}
 	s.initLocks()
 	return s, nil
@@ -235,6 +250,9 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (segment %s)", err, p.Info().Path)
 	}
+	if g.version != auxVersion { // readable, so migrate converts it
+		return nil, fmt.Errorf("%w: %w (segment %s)", shmpool.ErrLayout, errOldAux, p.Info().Path)
+	}
 	s.geom = g
 	vl, err := shmpool.Describe(reflect.TypeFor[T]())
 	if err != nil {
@@ -248,6 +266,7 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 	}
 	s.locks = make([]slotGen, p.Cap())
 	s.idx.tab = indexTable(s.aux, g)
+	s.idx.hdr = indexHeaderBytes(s.aux, g)
 	s.idx.idOf = s.idOf
 	return s, nil
 }
@@ -288,21 +307,20 @@ func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
 	if _, ok := s.idx.find(id); ok {
 		return false, nil
 	}
-	h, rec, err := s.pool.Alloc()
+	// The journal says "this slot is being created" from before the slot
+	// is in use: a crash before the journal goes idle frees it again, so a
+	// half-made player never appears. The slot is dead until the index
+	// points at it.
+	h, rec, err := s.allocCreating(ln.active)
 	if err != nil {
 		return false, fmt.Errorf("state: create player %d: %w", id, err)
 	}
 	slot := uint32(h.Index())
-	// The journal says "this slot is being created": a crash before the
-	// journal goes idle frees it again, so a half-made player never
-	// appears. The slot is dead until the index points at it.
-	atomic.StoreUint64(ln.active, journalCreate<<32|uint64(slot))
 	atomic.StoreUint64(&rec.ID, id)
 	rec.Seq = 0
 	rec.Sum = recordSum(recordBytes(rec))
 	if err := s.idx.insert(id, slot); err != nil {
-		s.pool.Free(h)
-		atomic.StoreUint64(ln.active, 0)
+		s.freeJournaled(ln.active, h)
 		return false, err
 	}
 	s.locks[slot].revive()
@@ -424,7 +442,8 @@ func (s *Store[T]) Delete(id uint64) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	hold := s.lane(id).lock()
+	ln := s.lane(id)
+	hold := ln.lock()
 	defer hold.mu.Unlock()
 	slot, h, _, err := s.lookupLocked(id)
 	if err != nil {
@@ -432,11 +451,12 @@ func (s *Store[T]) Delete(id uint64) error {
 	}
 	// Dead first, so that a reader copying the slot while shmpool clears
 	// or reuses it throws its copy away; then out of the index; then free.
-	// A crash before Free leaves the record live, and recovery's index
-	// rebuild brings the player back.
+	// The journal names the delete from before the index changes until the
+	// slot is free: a crash in between makes recovery finish it.
 	s.locks[slot].kill()
+	beginDelete(ln.active, slot)
 	s.idx.remove(id, slot)
-	if err := s.pool.Free(h); err != nil {
+	if err := s.freeJournaled(ln.active, h); err != nil {
 		return fmt.Errorf("state: delete player %d: %w", id, err)
 	}
 	return nil
@@ -507,6 +527,7 @@ func (s *Store[T]) Close() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	s.stopScrub()
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
