@@ -116,11 +116,13 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	h.store, h.opened, err = state.Open[T](state.Options{
 		Name: o.StateName, ShmDir: o.ShmDir, Capacity: o.Capacity, SnapshotDir: filepath.Join(o.DataDir, "snapshots"),
 		KeepSnapshots: o.KeepSnapshots, SnapshotEvery: o.SnapshotEvery, Lanes: o.Lanes, Logger: h.log,
+		ScrubRate: o.ScrubRate, ScrubEvery: o.ScrubEvery,
 	})
 	if err != nil {
 		return fmt.Errorf("host: open state: %w", err)
 	}
 	h.log.Info("state opened", "how", h.opened.How.String(), "report", h.opened.String())
+	h.metrics.reg.MustRegister(scrubGauges(h.store.Scrub)...)
 	defer func() {
 		if cerr := h.store.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("host: close state: %w", cerr))

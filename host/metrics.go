@@ -1,6 +1,7 @@
 package host
 
 import (
+	"github.com/hothost/hothost/state"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -20,6 +21,20 @@ type metrics struct {
 	conns        prometheus.Gauge
 	events       *prometheus.CounterVec // kind: activated, rolled_back, rejected, bad, config_reloaded, config_refused
 	snapAge      prometheus.GaugeFunc
+}
+
+// scrubGauges exports the state scrub's status: progress of the pass and
+// totals since start.
+func scrubGauges(scrub func() state.ScrubStatus) []prometheus.Collector {
+	g := func(name, help string, f func(st state.ScrubStatus) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(scrub()) })
+	}
+	return []prometheus.Collector{
+		g("hothost_scrub_progress", "Fraction of the current (or last) scrub pass over every record, 0 to 1.", state.ScrubStatus.Progress),
+		g("hothost_scrub_checked_records", "Records the scrub checked since start.", func(st state.ScrubStatus) float64 { return float64(st.TotalChecked) }),
+		g("hothost_scrub_failed_records", "Records that failed the scrub's check since start (restored, kept or removed).", func(st state.ScrubStatus) float64 { return float64(st.TotalFailed) }),
+		g("hothost_scrub_restored_records", "Failed records restored from a snapshot since start.", func(st state.ScrubStatus) float64 { return float64(st.Restored) }),
+	}
 }
 
 func newMetrics(snapshotAge func() float64, players func() float64, requests func(chan<- prometheus.Metric)) *metrics {

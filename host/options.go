@@ -50,6 +50,8 @@ type Options struct {
 	IdleTimeout     time.Duration // client idle timeout; default 5m
 	SnapshotEvery   time.Duration // periodic snapshot interval (the most a reboot loses); default 30s
 	KeepSnapshots   int           // default 5
+	ScrubRate       int           // records a second the background scrub checks; default state.DefaultScrubRate, negative: off
+	ScrubEvery      time.Duration // a scrub pass over every record this often (the first right after start); default 1h
 	Probation       time.Duration // window after activation in which panics roll back; default 30s
 	ProbationPanics int           // panics in the window that roll back; default 3
 	Logger          *slog.Logger
@@ -91,6 +93,7 @@ func (o *Options) setDefaults(gameName string) error {
 	setD(&o.SnapshotEvery, 30*time.Second)
 	setD(&o.Probation, 30*time.Second)
 	setD(&o.HandlerTimeout, 2*time.Second)
+	setD(&o.ScrubEvery, time.Hour)
 	setD(&o.DrainTimeout, 10*time.Second)
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hothost/hothost/internal/crashmark"
 	"github.com/hothost/hothost/loader"
+	"github.com/hothost/hothost/state"
 )
 
 // Status is what GET /v1/status answers.
@@ -43,6 +44,10 @@ type StateStatus struct {
 	Players  int    `json:"players"`
 	Capacity int    `json:"capacity"`
 	Segment  string `json:"segment"`
+	// Scrub is the background check of every record's checksum (after a
+	// kill -9 it is what checks the records: recovery trusts the journal
+	// and the index), and what it repaired.
+	Scrub state.ScrubStatus `json:"scrub"`
 }
 
 // ConfigStatus is the live game config's version and the last refusal.
@@ -97,7 +102,7 @@ func (h *Host[T, C]) Status() Status {
 		Draining: h.draining.Load(), Clients: h.clientAddr.String(), Lanes: len(h.lanes), Connections: conns,
 		Modules: t.Modules(), TableGen: t.Gen(),
 		State: StateStatus{Opened: h.opened.How.String(), Report: h.opened.String(), Players: h.store.Len(),
-			Capacity: h.store.Cap(), Segment: h.store.Path()},
+			Capacity: h.store.Cap(), Segment: h.store.Path(), Scrub: h.store.Scrub()},
 		Config:   ConfigStatus{Version: cur.Version, Hash: cur.Hash, Files: cur.Files, LoadedAt: cur.LoadedAt},
 		Snapshot: snap, HandlerTimeout: h.opts.HandlerTimeout.String(), Stuck: stuck,
 		Running: h.marks.Active(), LastCrash: h.lastCrash,
