@@ -59,7 +59,7 @@ demo:
 # The host alone on its defaults, with the example plugins, for nc and hotctl.
 run: build
 	@mkdir -p plugins-dir
-	for p in coin/v1:coin shop:shop profile:profile; do n=$${p##*:}; test -f plugins-dir/$$n-1.0.0.so || \
+	for p in coin/v1:coin shop:shop profile:profile social:social; do n=$${p##*:}; test -f plugins-dir/$$n-1.0.0.so || \
 	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $$n -version 1.0.0 -out plugins-dir -like $(BIN)/hothost || exit 1; done
 	$(BIN)/hothost
 

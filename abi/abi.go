@@ -78,8 +78,28 @@ type Call struct {
 	Config any
 	Log    *slog.Logger
 
-	reply string
+	reply  string
+	pushes []Push
 }
+
+// Push is a message for a player that the host delivers after the
+// transaction that sent it commits.
+type Push struct {
+	Player uint64
+	Text   string
+}
+
+// Tell sends a push to player (any player, the caller included): after
+// the transaction commits, the host writes it to every live session of
+// that player, in the order sent; if the transaction does not commit
+// (an error, a panic), it is never sent. A slow reader's oldest pushes
+// are dropped rather than holding anyone up.
+func (c *Call) Tell(player uint64, format string, args ...any) {
+	c.pushes = append(c.pushes, Push{Player: player, Text: fmt.Sprintf(format, args...)})
+}
+
+// Pushes is what Tell queued, for the host.
+func (c *Call) Pushes() []Push { return c.pushes }
 
 // Reply sets the text sent to the client after a successful commit.
 func (c *Call) Reply(format string, args ...any) { c.reply = fmt.Sprintf(format, args...) }

@@ -64,6 +64,42 @@ type Conn struct {
 	c       net.Conn
 	r       *bufio.Reader
 	Timeout time.Duration // per request; 0 means none
+	pushes  chan string
+	// DroppedPushes counts pushes that arrived while Pushes was full.
+	DroppedPushes int
+}
+
+// pushBuffer is how many pushes Pushes holds before the oldest are dropped.
+const pushBuffer = 256
+
+// Pushes delivers the server's pushes (`push <text>` lines, the text
+// only) that arrived while a reply was read (Do, Read) or NextPush waited.
+// When nobody takes them, the newest beyond its buffer are dropped and
+// counted in DroppedPushes.
+func (c *Conn) Pushes() <-chan string { return c.pushes }
+
+// NextPush returns the next push, reading from the connection for at most
+// timeout if none has arrived yet. Call it only while no request is
+// outstanding.
+func (c *Conn) NextPush(timeout time.Duration) (string, error) {
+	select {
+	case p := <-c.pushes:
+		return p, nil
+	default:
+	}
+	c.c.SetReadDeadline(time.Now().Add(timeout))
+	defer c.c.SetReadDeadline(time.Time{})
+	for {
+		s, err := c.r.ReadString('\n')
+		if err != nil {
+			return "", fmt.Errorf("client: wait for a push: %w", err)
+		}
+		s = strings.TrimRight(s, "\r\n")
+		if text, ok := strings.CutPrefix(s, "push "); ok {
+			return text, nil
+		}
+		return "", fmt.Errorf("%w: a reply %q with no request outstanding", ErrProtocol, s)
+	}
 }
 
 // Dial connects to a hothost at addr.
@@ -72,7 +108,7 @@ func Dial(addr string, timeout time.Duration) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
-	return &Conn{c: c, r: bufio.NewReader(c), Timeout: 10 * time.Second}, nil
+	return &Conn{c: c, r: bufio.NewReader(c), Timeout: 10 * time.Second, pushes: make(chan string, pushBuffer)}, nil
 }
 
 // Do sends one request line and reads its reply.
@@ -86,13 +122,24 @@ func (c *Conn) Do(line string) (Reply, error) {
 	return c.Read()
 }
 
-// Read reads one reply line.
+// Read reads one reply line; pushes that come before it go to Pushes.
 func (c *Conn) Read() (Reply, error) {
-	s, err := c.r.ReadString('\n')
-	if err != nil {
-		return Reply{}, fmt.Errorf("client: read reply: %w", err)
+	for {
+		s, err := c.r.ReadString('\n')
+		if err != nil {
+			return Reply{}, fmt.Errorf("client: read reply: %w", err)
+		}
+		s = strings.TrimRight(s, "\r\n")
+		if text, ok := strings.CutPrefix(s, "push "); ok {
+			select {
+			case c.pushes <- text:
+			default:
+				c.DroppedPushes++
+			}
+			continue
+		}
+		return ParseReply(s)
 	}
-	return ParseReply(strings.TrimRight(s, "\r\n"))
 }
 
 // ParseReply parses one reply line.

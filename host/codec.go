@@ -12,14 +12,15 @@ import (
 )
 
 // Codec reads client frames and writes replies on one connection. The line
-// codec is the only one today; a binary or WebSocket codec implements the
-// same two methods.
+// codec is one; a binary or WebSocket codec implements the same methods.
 type Codec interface {
 	// ReadFrame returns the next frame. A frame error that leaves the
 	// stream usable wraps ErrBadFrame; any other error ends the session.
 	ReadFrame() (Frame, error)
 	// WriteReply sends one reply.
 	WriteReply(Reply) error
+	// WritePush sends one push, told apart from replies by the client.
+	WritePush(text string) error
 }
 
 // Frame is one client request: a command and its arguments.
@@ -109,13 +110,27 @@ func ParseFrame(line []byte, maxFrame int) (Frame, error) {
 	return Frame{Cmd: strings.ToLower(words[0]), Args: words[1:]}, nil
 }
 
-func (c *lineCodec) WriteReply(r Reply) error {
-	text := strings.Map(func(r rune) rune {
+// oneLine keeps a text on one protocol line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {
 			return ' '
 		}
 		return r
-	}, r.Text)
+	}, s)
+}
+
+// WritePush writes `push <text>`: a line no reply starts with, so a client
+// tells the two apart.
+func (c *lineCodec) WritePush(text string) error {
+	c.w.WriteString("push ")
+	c.w.WriteString(oneLine(text))
+	c.w.WriteByte('\n')
+	return c.w.Flush()
+}
+
+func (c *lineCodec) WriteReply(r Reply) error {
+	text := oneLine(r.Text)
 	if r.OK {
 		c.w.WriteString("ok")
 	} else {

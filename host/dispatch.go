@@ -115,6 +115,13 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(h.loader.Current())), nil
 	}
 	reply := h.replyFor(c, err)
+	if pushes := c.Pushes(); err == nil && len(pushes) > 0 {
+		msgs := make([]pushMsg, len(pushes))
+		for i, p := range pushes {
+			msgs[i] = pushMsg{player: p.Player, text: p.Text}
+		}
+		h.deliver(msgs) // after the commit, never before
+	}
 	c.State, c.Config, c.Args = nil, nil, nil
 	return reply, nil
 }

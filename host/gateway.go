@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,16 @@ type session struct {
 	// handedOver is closed once the watchdog has fenced a request of this
 	// session and handed the connection to a fresh one.
 	handedOver chan struct{}
+	wmu        sync.Mutex // one writer at a time: replies and pushes
+	push       pushQueue
+}
+
+// writeReply writes r under the session's write lock (pushes share the
+// connection).
+func (s *session) writeReply(r Reply) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.codec.WriteReply(r)
 }
 
 func newSession(conn net.Conn, codec *lineCodec, release func()) *session {
@@ -82,7 +93,7 @@ func (h *Host[T, C]) serveClients(ln net.Listener) {
 // owns it, and this goroutine leaves without touching it). first, if set,
 // is written before the first read: the reply to a fenced request.
 func (h *Host[T, C]) runSession(s *session, first *Reply) {
-	if first != nil && s.codec.WriteReply(*first) != nil {
+	if first != nil && s.writeReply(*first) != nil {
 		h.endSession(s)
 		return
 	}
@@ -94,6 +105,9 @@ func (h *Host[T, C]) runSession(s *session, first *Reply) {
 }
 
 func (h *Host[T, C]) endSession(s *session) {
+	if s.player != 0 {
+		h.players.remove(s.player, s)
+	}
 	h.track(nil, s)
 	s.conn.Close()
 	s.release()
@@ -131,17 +145,17 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			bad++
 			h.metrics.badFrames.Inc()
 			if bad >= h.opts.MaxBadFrames {
-				s.codec.WriteReply(errReply("frame", "%v; %d bad frames, closing", err, bad))
+				s.writeReply(errReply("frame", "%v; %d bad frames, closing", err, bad))
 				return true
 			}
-			if s.codec.WriteReply(errReply("frame", "%v", err)) != nil {
+			if s.writeReply(errReply("frame", "%v", err)) != nil {
 				return true
 			}
 			continue
 		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.codec.WriteReply(errReply("idle", "no request for %v, closing", h.opts.IdleTimeout))
+				s.writeReply(errReply("idle", "no request for %v, closing", h.opts.IdleTimeout))
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				h.log.Debug("client read", "remote", s.conn.RemoteAddr(), "err", err)
 			}
@@ -150,7 +164,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 		var reply Reply
 		switch {
 		case f.Cmd == "quit":
-			s.codec.WriteReply(okReply("bye"))
+			s.writeReply(okReply("bye"))
 			return true
 		case f.Cmd == "ping":
 			reply = okReply("pong")
@@ -167,7 +181,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 				return false // fenced: the watchdog answered and handed the connection on
 			}
 		}
-		if err := s.codec.WriteReply(reply); err != nil {
+		if err := s.writeReply(reply); err != nil {
 			return true
 		}
 	}
@@ -222,8 +236,9 @@ func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
 		}
 	}
 	r := h.login(id, now)
-	if r.OK {
+	if r.OK && s.player == 0 {
 		s.player = id
+		h.players.add(id, s)
 	}
 	return r
 }

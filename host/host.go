@@ -40,10 +40,11 @@ type Host[T, C any] struct {
 	marks   *crashmark.Board
 	started time.Time
 
-	unknown    atomic.Int64 // requests for a message no active version handles
-	stuck      stuckSet     // fenced requests whose handler still runs
-	stuckCount atomic.Int32 // len(stuck.calls), read on every request
-	lastCrash  *CrashReport // the previous process's unclean exit, if any
+	unknown    atomic.Int64     // requests for a message no active version handles
+	stuck      stuckSet         // fenced requests whose handler still runs
+	stuckCount atomic.Int32     // len(stuck.calls), read on every request
+	lastCrash  *CrashReport     // the previous process's unclean exit, if any
+	players    sessionsByPlayer // live sessions by player, for pushes
 	tickets    *ticket.Verifier
 	logins     *ticket.Limiter // failed logins per client address
 

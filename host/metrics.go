@@ -16,6 +16,8 @@ type metrics struct {
 	stuck        prometheus.Gauge       // fenced handlers still running
 	crashes      *prometheus.CounterVec // module, version: unclean exits attributed at start
 	authFailures *prometheus.CounterVec // reason: refused logins
+	pushes       prometheus.Counter     // pushes queued to sessions
+	pushDropped  prometheus.Counter     // pushes dropped: a slow reader's queue was full
 	refused      prometheus.Counter
 	badFrames    prometheus.Counter
 	conns        prometheus.Gauge
@@ -60,7 +62,9 @@ func newMetrics(snapshotAge func() float64, players func() float64, requests fun
 	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hothost_auth_failures_total", Help: "Logins refused: missing, malformed, signature, expired, not_yet_valid, other_player, algorithm, limited.",
 	}, []string{"reason"})
-	m.reg.MustRegister(m.reqs, m.authFailures, m.timeouts, m.stuck, m.crashes, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
+	m.pushes = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_pushes_total", Help: "Pushes queued to client sessions (after their transaction committed)."})
+	m.pushDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_pushes_dropped_total", Help: "Pushes dropped because a slow reader's queue was full (oldest first)."})
+	m.reg.MustRegister(m.reqs, m.authFailures, m.pushes, m.pushDropped, m.timeouts, m.stuck, m.crashes, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -119,8 +119,10 @@ func (h *Host[T, C]) hung(s *session, started time.Time, ran time.Duration) {
 	reply := errReply("timeout", "%s ran longer than %v; nothing was changed. Requests of player %d are refused until it ends",
 		s.msg, h.opts.HandlerTimeout, player)
 	close(s.handedOver)
+	h.players.remove(player, s)
+	h.players.add(player, ns)
 	if !h.track(ns, s) { // shutting down: nothing to hand over to
-		ns.codec.WriteReply(reply)
+		ns.writeReply(reply)
 		h.endSession(ns)
 		return
 	}
