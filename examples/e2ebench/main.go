@@ -10,7 +10,9 @@
 //   - p99 while coin v1/v2 are swapped every 100 ms vs steady;
 //   - swap to serving: admin activate -> first reply of the new version,
 //     and a new .so dropped in -> active;
-//   - RSS per loaded plugin version vs the host's own RSS;
+//   - RSS per loaded plugin version vs the host's own RSS, and where that
+//     memory is (examples/versionmem: per ELF section, Go runtime, C heap;
+//     plain vs MADV_DONTNEED of the read-only mappings);
 //   - shared-memory bytes per player vs the record's size;
 //   - restart: attach (after SIGTERM), recovery (after kill -9) and restore
 //     from a snapshot (segment deleted) with the same players.
@@ -18,6 +20,8 @@
 // With -gotest it also reads `go test -bench` output and reports the ratios
 // the package benchmarks measure (dispatch vs direct call, transaction vs
 // in place, attach and recovery vs snapshot reload) and every raw figure.
+// The part of an existing BENCHMARKS.md after handMarker is written by hand
+// and kept as it is.
 package main
 
 import (
@@ -62,6 +66,7 @@ type bench struct {
 	log    *slog.Logger
 	procs  []*hostproc.Proc
 	hand   []*handProc
+	mem    string // examples/versionmem's tables
 }
 
 func main() {
@@ -494,7 +499,11 @@ func (b *bench) swapToServing(p *hostproc.Proc, cfg hostproc.Config, steady *loa
 	b.add("RSS per loaded plugin version", fmt.Sprintf("%.2f MiB", per/(1<<20)), fmt.Sprintf("%.1f MiB (host RSS)", float64(before)/(1<<20)),
 		fmt.Sprintf("%.1f%%", 100*per/float64(before)), fmt.Sprintf("%d versions loaded: RSS %.1f -> %.1f MiB; never unloaded", k,
 			float64(before)/(1<<20), float64(after)/(1<<20)))
-	return nil
+	installed := make([]string, len(files))
+	for i, so := range files {
+		installed[i] = filepath.Join(cfg.Dir, "plugins-dir", filepath.Base(so))
+	}
+	return b.versionMem(installed)
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -613,6 +622,9 @@ func (b *bench) write(out, gotest, machine string) error {
 			w.WriteString("- " + n + "\n")
 		}
 	}
+	if b.mem != "" {
+		w.WriteString("\n## Where a loaded version's memory is (examples/versionmem)\n\n" + versionMemText + "\n" + b.mem)
+	}
 	w.WriteString(methodText)
 	if len(gt) > 0 {
 		w.WriteString("\n## Every package benchmark (`go test -run '^$' -bench . -benchmem`)\n\n| package | benchmark | figures |\n|---|---|---|\n")
@@ -620,8 +632,17 @@ func (b *bench) write(out, gotest, machine string) error {
 			fmt.Fprintf(&w, "| %s | %s | %s |\n", l.pkg, l.name, l.raw)
 		}
 	}
+	if old, err := os.ReadFile(out); err == nil {
+		if i := strings.Index(string(old), handMarker); i >= 0 {
+			w.WriteString("\n" + string(old[i:]))
+		}
+	}
 	return os.WriteFile(out, []byte(w.String()), 0o644)
 }
+
+// handMarker starts the part of BENCHMARKS.md written by hand (figures run
+// separately, investigations): write keeps it from the old file.
+const handMarker = "<!-- written by hand below: make bench keeps it -->"
 
 const methodText = `
 ## How each figure is taken
