@@ -378,8 +378,12 @@ func residency(path string) ([]Section, [2]int, error) {
 
 // moduleCounts reads how many typelinks and itabs the plugin's module data
 // lists, from the symbol sizes the linker wrote (4 and 8 bytes per entry).
+// A plugin linked with -s has no symbol table: both are then 0.
 func moduleCounts(f *elf.File) ([2]int, error) {
 	syms, err := f.Symbols()
+	if errors.Is(err, elf.ErrNoSymbols) {
+		return [2]int{}, nil
+	}
 	if err != nil {
 		return [2]int{}, fmt.Errorf("symbols: %w", err)
 	}
