@@ -44,11 +44,15 @@ func (b *bench) versionMem(sos []string) error {
 var rssGrowthRE = regexp.MustCompile(`\*\*VmRSS growth\*\* \| \*\*(-?\d+)\*\*`)
 
 const versionMemText = `examples/versionmem loads the coin versions above into one process (which links the host's
-packages, as cmd/hothost does), one after another with plugin.Open, then reads /proc/self/pagemap
+packages, as cmd/hothost does), one after another with plugin.Open, calls each handler once (a
+version that served a request has touched its code), then reads /proc/self/pagemap
 over each plugin's mapping and gives each resident page to the ELF section covering most of it:
 private (written: relocations, variables, or bss the GC scanned, since this kernel backs a read of
 untouched anonymous memory with a fresh page), or a clean page of the file (shared with the page
 cache: counted in RSS, but the kernel can drop and re-read it). Go heap and runtime figures come
 from runtime/metrics after a GC and debug.FreeOSMemory, the C heap from smaps. Second table set:
-the same, with MADV_DONTNEED on each plugin's read-only segments right after it loaded.
+the same, with MADV_DONTNEED on each plugin's read-only segments right after it loaded (before its
+handlers run). A fault on a clean file page maps the whole page-cache folio around it (kernel 6.18 on
+ext4: up to 2 MiB when the file was written in one piece, as hostproc.Install and cp do), so how much
+of a plugin's code is resident depends on how its file got into the page cache.
 `

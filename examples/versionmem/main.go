@@ -1,7 +1,8 @@
 // Command versionmem measures what each loaded plugin version costs a
 // process in memory, and where that memory is. It loads the given .so files
 // into itself one after another with plugin.Open (Go never unloads them),
-// then attributes every resident page of each plugin's mapping to the ELF
+// calls each handler of each version once (as a first request would), then
+// attributes every resident page of each plugin's mapping to the ELF
 // section it holds (/proc/self/pagemap: present, private or still the file's
 // page) and the rest of the growth to the Go runtime (runtime/metrics) and
 // the C heap (smaps). examples/e2ebench runs it on the coin versions it
@@ -10,9 +11,10 @@
 //	versionmem [-madvise] [-md] a.so b.so ...
 //
 // The plugins must be built exactly like this binary (the Makefile's flags;
-// cmd/hhbuild -like <this binary>). With -madvise it drops the clean
-// file-backed pages of each plugin's read-only mappings (MADV_DONTNEED)
-// right after loading it, to show what that would save the host.
+// cmd/hhbuild -like <this binary>). -madvise shows what the host would save
+// by dropping, right after plugin.Open, the clean file pages of each
+// plugin's read-only mappings (headers and dynamic symbols, code, rodata,
+// pclntab) with MADV_DONTNEED.
 //
 // It only reads /proc and calls plugin.Open: it must never change how the
 // host loads a plugin, and never be linked into the host.
@@ -34,6 +36,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hothost/hothost/abi"
+	"github.com/hothost/hothost/plugins/game"
+
 	// The host's packages, linked in so that this process already holds
 	// (and has initialised) every package a plugin shares with a real
 	// host: a plugin then costs here what it costs in cmd/hothost.
@@ -41,7 +48,7 @@ import (
 )
 
 func main() {
-	madv := flag.Bool("madvise", false, "MADV_DONTNEED the read-only file-backed pages of each plugin after loading it")
+	madv := flag.Bool("madvise", false, "MADV_DONTNEED the read-only mappings of each plugin right after loading it")
 	md := flag.Bool("md", false, "print only the markdown tables (for BENCHMARKS.md)")
 	flag.Parse()
 	if flag.NArg() == 0 {
@@ -54,7 +61,7 @@ func main() {
 		os.Exit(1)
 	}
 	if !*md {
-		fmt.Printf("%d versions loaded in %v, %s\n\n", len(r.Plugins), r.Elapsed.Round(time.Millisecond), r.Mode)
+		fmt.Printf("%d versions loaded in %v, %s, %d handler calls\n\n", len(r.Plugins), r.Elapsed.Round(time.Millisecond), r.Mode, r.Called)
 	}
 	r.WriteMarkdown(os.Stdout)
 }
@@ -65,6 +72,9 @@ type Report struct {
 	Mode    string
 	Plugins []string
 	Elapsed time.Duration
+	// Called is how many handler calls ran, once per handler per version
+	// (a version that serves touches its code again after any madvise).
+	Called int
 	// Process growth per version, bytes: VmRSS, its anonymous and file
 	// parts (/proc/self/status), and PSS (smaps_rollup).
 	RSS, RSSAnon, RSSFile, PSS float64
@@ -98,9 +108,9 @@ type Section struct {
 
 // measure loads every plugin and reports the cost per version.
 func measure(paths []string, madv bool) (*Report, error) {
-	r := &Report{Plugins: paths, Mode: "plain plugin.Open"}
+	r := &Report{Plugins: paths, Mode: "plugin.Open, each handler called once"}
 	if madv {
-		r.Mode = "plugin.Open, then MADV_DONTNEED on its read-only file-backed mappings"
+		r.Mode = "plugin.Open, MADV_DONTNEED of its read-only mappings, each handler called once"
 	}
 	before, err := snap()
 	if err != nil {
@@ -116,13 +126,17 @@ func measure(paths []string, madv bool) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", p, err)
 		}
-		if _, err := pl.Lookup("Module"); err != nil {
+		sym, err := pl.Lookup(abi.Symbol)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		if madv {
 			if err := dropClean(abs); err != nil {
 				return nil, err
 			}
+		}
+		if m, ok := sym.(*abi.Module); ok {
+			r.Called += exercise(m)
 		}
 	}
 	r.Elapsed = time.Since(t0)
@@ -157,6 +171,23 @@ func measure(paths []string, madv bool) (*Report, error) {
 		r.Itabs += float64(counts[1]) / n
 	}
 	return r, nil
+}
+
+// exercise calls each handler of m once, as the host would on a first
+// request, on a fresh example-game player. What a handler returns does not
+// matter here, only the pages its call touches; a handler written for
+// another game's state panics on its type assertion, which is recovered.
+func exercise(m *abi.Module) int {
+	cfg := game.DefaultConfig()
+	n := 0
+	for _, h := range m.Handlers {
+		func() {
+			defer func() { recover() }()
+			h(&abi.Call{Player: 1, State: &game.Player{Coins: 1000}, Config: &cfg, Now: time.Now()})
+		}()
+		n++
+	}
+	return n
 }
 
 // add sums one plugin's sections into r's averages, by name, in address order.
@@ -249,49 +280,36 @@ func isMapLine(f []string) bool {
 // mapping is one line of /proc/self/maps.
 type mapping struct {
 	start, end uintptr
-	perms      string
 	offset     uint64
-	path       string
+	dev        string // major:minor, hex
+	inode      uint64
 }
 
-func maps() ([]mapping, error) {
+// base is the address the plugin file at path was loaded at: the start of
+// its mapping at file offset 0 (its ELF image starts at virtual address 0).
+// Mappings are matched by device and inode, not by name: the kernel shows
+// the resolved path, and a file renamed over stays mapped.
+func base(path string) (uintptr, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	dev := fmt.Sprintf("%02x:%02x", unix.Major(st.Dev), unix.Minor(st.Dev))
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	var out []mapping
 	for l := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
 		var m mapping
-		var dev string
-		var inode uint64
-		n, _ := fmt.Sscanf(l, "%x-%x %s %x %s %d %s", &m.start, &m.end, &m.perms, &m.offset, &dev, &inode, &m.path)
-		if n < 6 {
-			return nil, fmt.Errorf("/proc/self/maps: cannot read %q", l)
+		var perms string
+		if n, _ := fmt.Sscanf(l, "%x-%x %s %x %s %d", &m.start, &m.end, &perms, &m.offset, &m.dev, &m.inode); n < 6 {
+			return 0, fmt.Errorf("/proc/self/maps: cannot read %q", l)
 		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// base is the address the plugin at path was loaded at: the start of its
-// mapping at file offset 0 (its ELF image starts at virtual address 0).
-func base(path string) (uintptr, []mapping, error) {
-	ms, err := maps()
-	if err != nil {
-		return 0, nil, err
-	}
-	var mine []mapping
-	for _, m := range ms {
-		if m.path == path {
-			mine = append(mine, m)
+		if m.inode == st.Ino && m.dev == dev && m.offset == 0 {
+			return m.start, nil
 		}
 	}
-	for _, m := range mine {
-		if m.offset == 0 {
-			return m.start, mine, nil
-		}
-	}
-	return 0, nil, fmt.Errorf("%s is not mapped", path)
+	return 0, fmt.Errorf("%s is not mapped", path)
 }
 
 // pagemap bits (Documentation/admin-guide/mm/pagemap.rst).
@@ -306,7 +324,7 @@ const (
 // It also returns the plugin's typelink and itab counts.
 func residency(path string) ([]Section, [2]int, error) {
 	var counts [2]int
-	at, _, err := base(path)
+	at, err := base(path)
 	if err != nil {
 		return nil, counts, err
 	}
@@ -414,8 +432,14 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| PSS growth | %s |\n", kib(r.PSS))
 	fmt.Fprintf(w, "| plugin mappings, private (relocated or written) | %s |\n", kib(anon))
 	fmt.Fprintf(w, "| plugin mappings, clean file pages (page cache) | %s |\n", kib(file))
-	fmt.Fprintf(w, "| Go heap, live objects (typemap of %.0f typelinks, plugin symbols, ...) | %s |\n", r.Typelinks, kib(r.GoHeap))
-	fmt.Fprintf(w, "| Go runtime metadata and off-heap (GC masks, %.0f itabs, ...), mapped | %s |\n", r.Itabs, kib(r.GoMeta+r.GoOther))
+	count := func(n float64, what string) string {
+		if n == 0 { // a plugin linked with -s: no symbol table to count from
+			return what
+		}
+		return fmt.Sprintf("%.0f %s", n, what)
+	}
+	fmt.Fprintf(w, "| Go heap, live objects (typemap of %s, plugin symbols, ...) | %s |\n", count(r.Typelinks, "typelinks"), kib(r.GoHeap))
+	fmt.Fprintf(w, "| Go runtime metadata and off-heap (GC masks, %s, ...), mapped | %s |\n", count(r.Itabs, "itabs"), kib(r.GoMeta+r.GoOther))
 	fmt.Fprintf(w, "| C heap (brk: ld.so link map, scopes) | %s |\n", kib(r.CHeap))
 	fmt.Fprintf(w, "| other anonymous (Go heap pages not yet released, runtime off-heap, mmaps) | %s |\n", kib(rest))
 	fmt.Fprintf(w, "\n| plugin section | size KiB | resident private KiB | resident file KiB | zero page KiB (not RSS) |\n|---|---:|---:|---:|---:|\n")
@@ -431,10 +455,12 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 // read-only PT_LOAD segments (headers and dynamic symbols, code, rodata and
 // pclntab). They are private file mappings nobody ever wrote, so
 // MADV_DONTNEED only unmaps them: a later access faults the page cache's
-// copy back in. The writable segment (relocated data, RELRO included) is
-// never touched: dropping it would lose the relocations.
+// copy back in (the whole page-cache folio around it: on this kernel up to
+// 2 MiB when the file was written in one piece). The writable segment
+// (relocated data, RELRO included) is never touched: dropping it would lose
+// the relocations.
 func dropClean(path string) error {
-	at, _, err := base(path)
+	at, err := base(path)
 	if err != nil {
 		return err
 	}
@@ -450,7 +476,7 @@ func dropClean(path string) error {
 		}
 		lo := uint64(at) + p.Vaddr&^(page-1)
 		hi := (uint64(at) + p.Vaddr + p.Filesz + page - 1) &^ (page - 1)
-		if err := madviseDontNeed(uintptr(lo), uintptr(hi-lo)); err != nil {
+		if err := madvise(uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED); err != nil {
 			return fmt.Errorf("madvise %s segment at %#x: %w", path, p.Vaddr, err)
 		}
 	}
