@@ -4,11 +4,15 @@
 // each next to a baseline taken in the same run:
 //
 //   - throughput and latency of the hot-swappable host vs the same handlers
-//     linked statically (go build -tags hothost_static, scripts/gen-static);
+//     linked statically (go build -tags hothost_static, scripts/gen-static)
+//     and vs examples/handwritten, the game as a user would write it
+//     without hothost;
 //   - p99 while coin v1/v2 are swapped every 100 ms vs steady;
 //   - swap to serving: admin activate -> first reply of the new version,
 //     and a new .so dropped in -> active;
-//   - RSS per loaded plugin version vs the host's own RSS;
+//   - RSS per loaded plugin version vs the host's own RSS, and where that
+//     memory is (examples/versionmem: per ELF section, Go runtime, C heap;
+//     plain vs MADV_DONTNEED of the read-only mappings);
 //   - shared-memory bytes per player vs the record's size;
 //   - restart: attach (after SIGTERM), recovery (after kill -9) and restore
 //     from a snapshot (segment deleted) with the same players.
@@ -16,6 +20,8 @@
 // With -gotest it also reads `go test -bench` output and reports the ratios
 // the package benchmarks measure (dispatch vs direct call, transaction vs
 // in place, attach and recovery vs snapshot reload) and every raw figure.
+// The part of an existing BENCHMARKS.md after handMarker is written by hand
+// and kept as it is.
 package main
 
 import (
@@ -59,6 +65,8 @@ type bench struct {
 	notes  []string
 	log    *slog.Logger
 	procs  []*hostproc.Proc
+	hand   []*handProc
+	mem    string // examples/versionmem's tables
 }
 
 func main() {
@@ -101,6 +109,9 @@ func (b *bench) cleanup() {
 		default:
 			p.Kill()
 		}
+	}
+	for _, p := range b.hand {
+		p.kill()
 	}
 	segs, _ := filepath.Glob(filepath.Join("/dev/shm", b.prefix+"-*"))
 	for _, s := range segs {
@@ -177,8 +188,9 @@ func (b *bench) run(players int) error {
 		}
 	}
 	static, staticErr := b.buildStatic()
+	hand, handErr := b.buildHandwritten()
 
-	fmt.Println("== hot-swappable host vs statically linked handlers")
+	fmt.Println("== hot-swappable host vs statically linked handlers vs hand-written server")
 	cfg, err := b.fresh("hot", "coin1", "shop", "profile")
 	if err != nil {
 		return err
@@ -187,6 +199,7 @@ func (b *bench) run(players int) error {
 	if err != nil {
 		return err
 	}
+	sides := []*side{{name: "hot", addr: hot.Addr, pid: hot.Cmd.Process.Pid}}
 	if staticErr == nil {
 		scfg, err := b.fresh("static")
 		if err != nil {
@@ -198,40 +211,45 @@ func (b *bench) run(players int) error {
 		if err != nil {
 			return err
 		}
-		// Alternate hot, static, hot, static and keep each one's best
-		// round: the order of the phases and a noisy neighbour weigh on
-		// both the same way.
-		var hs, ss *loadgen.Result
-		for round := range 2 {
-			for _, side := range []struct {
-				name string
-				addr string
-				best **loadgen.Result
-			}{{"hot", hot.Addr, &hs}, {"static", sp.Addr, &ss}} {
-				r, err := b.load(side.addr, nil)
-				if err != nil {
-					return err
-				}
-				fmt.Printf("   %s, round %d: %s\n", side.name, round+1, strings.ReplaceAll(r.Summary(), "\n", "\n   "))
-				if *side.best == nil || r.Throughput > (*side.best).Throughput {
-					*side.best = r
-				}
-			}
-		}
-		sp.Stop()
-		b.add("e2e throughput, hot-swappable vs static", fmt.Sprintf("%.0f req/s", hs.Throughput), fmt.Sprintf("%.0f req/s", ss.Throughput),
-			x(hs.Throughput, ss.Throughput), fmt.Sprintf("%d conns, best of 2 alternating rounds of %v each, mix %v", b.conns, b.dur, mixText()))
-		b.add("e2e p50, hot-swappable vs static", ms(hs.P50), ms(ss.P50), x(float64(hs.P50), float64(ss.P50)), "")
-		b.add("e2e p99, hot-swappable vs static", ms(hs.P99), ms(ss.P99), x(float64(hs.P99), float64(ss.P99)), "")
-		b.add("e2e p99.9, hot-swappable vs static", ms(hs.P999), ms(ss.P999), x(float64(hs.P999), float64(ss.P999)), "")
-	} else {
-		hs, err := b.load(hot.Addr, nil)
+		sides = append(sides, &side{name: "static", addr: sp.Addr, pid: sp.Cmd.Process.Pid, stop: sp.Stop})
+	}
+	if handErr == nil {
+		hp, err := b.startHandwritten(hand)
 		if err != nil {
 			return err
 		}
-		b.add("e2e throughput, hot-swappable vs static", fmt.Sprintf("%.0f req/s", hs.Throughput), "n/a", "n/a",
+		sides = append(sides, &side{name: "hand-written", addr: hp.Addr, pid: hp.Pid, stop: hp.Stop})
+	}
+	if err := b.rounds(sides); err != nil {
+		return err
+	}
+	rssAfter := make([]int64, len(sides))
+	for i, s := range sides {
+		rssAfter[i] = rssOf(s.pid)
+		if s.stop != nil {
+			if err := s.stop(); err != nil {
+				return fmt.Errorf("stop %s: %w", s.name, err)
+			}
+		}
+	}
+	load := fmt.Sprintf("%d conns, best of %d alternating rounds of %v each, mix %v", b.conns, nRounds, b.dur, mixText())
+	if staticErr == nil {
+		b.compare("static", sides[0].best, sides[1].best, load)
+	} else {
+		b.add("e2e throughput, hot-swappable vs static", fmt.Sprintf("%.0f req/s", sides[0].best.Throughput), "n/a", "n/a",
 			"static host does not build yet: "+firstLine(staticErr.Error()))
-		b.add("e2e p99, hot-swappable vs static", ms(hs.P99), "n/a", "n/a", "")
+	}
+	if handErr == nil {
+		h := sides[len(sides)-1]
+		note := fmt.Sprintf("%s; RSS after them: hothost %.1f MiB, hand-written %.1f MiB", load,
+			float64(rssAfter[0])/(1<<20), float64(rssAfter[len(sides)-1])/(1<<20))
+		if staticErr == nil {
+			note += fmt.Sprintf("; static vs hand-written %s", x(sides[1].best.Throughput, h.best.Throughput))
+		}
+		b.compare("hand-written", sides[0].best, h.best, note)
+	} else {
+		b.add("e2e throughput, hot-swappable vs hand-written", fmt.Sprintf("%.0f req/s", sides[0].best.Throughput), "n/a", "n/a",
+			"hand-written server does not build: "+firstLine(handErr.Error()))
 	}
 
 	fmt.Println("== p99 during swaps every 100 ms vs steady")
@@ -276,6 +294,47 @@ func (b *bench) run(players int) error {
 
 	fmt.Println("== shared memory per player; restart: attach, recovery, restore")
 	return b.restarts(players)
+}
+
+// rounds is the number of alternating load rounds each e2e side gets.
+const nRounds = 2
+
+// side is one server of the end-to-end comparison and its best round.
+type side struct {
+	name string
+	addr string
+	pid  int
+	stop func() error // nil: the side serves on after the comparison
+	best *loadgen.Result
+}
+
+// rounds loads each side in turn, rounds times, and keeps each one's best
+// round: the order of the phases and a noisy neighbour weigh on every side
+// the same way.
+func (b *bench) rounds(sides []*side) error {
+	for round := range nRounds {
+		for _, s := range sides {
+			r, err := b.load(s.addr, nil)
+			if err != nil {
+				return fmt.Errorf("%s, round %d: %w", s.name, round+1, err)
+			}
+			fmt.Printf("   %s, round %d: %s\n", s.name, round+1, strings.ReplaceAll(r.Summary(), "\n", "\n   "))
+			if s.best == nil || r.Throughput > s.best.Throughput {
+				s.best = r
+			}
+		}
+	}
+	return nil
+}
+
+// compare adds the throughput and latency rows of hot against one baseline.
+func (b *bench) compare(baseline string, hot, base *loadgen.Result, note string) {
+	vs := "hot-swappable vs " + baseline
+	b.add("e2e throughput, "+vs, fmt.Sprintf("%.0f req/s", hot.Throughput), fmt.Sprintf("%.0f req/s", base.Throughput),
+		x(hot.Throughput, base.Throughput), note)
+	b.add("e2e p50, "+vs, ms(hot.P50), ms(base.P50), x(float64(hot.P50), float64(base.P50)), "")
+	b.add("e2e p99, "+vs, ms(hot.P99), ms(base.P99), x(float64(hot.P99), float64(base.P99)), "")
+	b.add("e2e p99.9, "+vs, ms(hot.P999), ms(base.P999), x(float64(hot.P999), float64(base.P999)), "")
 }
 
 func mixText() string {
@@ -330,8 +389,9 @@ func (b *bench) waitActive(p *hostproc.Proc, version string) error {
 	}
 }
 
-func rss(p *hostproc.Proc) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+// rssOf is the VmRSS of a process, 0 if it cannot be read.
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
@@ -419,7 +479,7 @@ func (b *bench) swapToServing(p *hostproc.Proc, cfg hostproc.Config, steady *loa
 		}
 	}
 	fmt.Printf("   built %d coin versions in %v\n", k, time.Since(t0).Round(time.Millisecond))
-	before := rss(p)
+	before := rssOf(p.Cmd.Process.Pid)
 	var drop []time.Duration
 	for i, so := range files {
 		t0 := time.Now()
@@ -431,7 +491,7 @@ func (b *bench) swapToServing(p *hostproc.Proc, cfg hostproc.Config, steady *loa
 		}
 		drop = append(drop, time.Since(t0))
 	}
-	after := rss(p)
+	after := rssOf(p.Cmd.Process.Pid)
 	dm := median(drop)
 	b.add("swap to serving: .so dropped in -> active", ms(dm), "50 ms (poll interval)", x(float64(dm), float64(50*time.Millisecond)),
 		fmt.Sprintf("median of %d: poll, checksum, build-settings check, preflight child, plugin.Open, swap", len(drop)))
@@ -439,7 +499,11 @@ func (b *bench) swapToServing(p *hostproc.Proc, cfg hostproc.Config, steady *loa
 	b.add("RSS per loaded plugin version", fmt.Sprintf("%.2f MiB", per/(1<<20)), fmt.Sprintf("%.1f MiB (host RSS)", float64(before)/(1<<20)),
 		fmt.Sprintf("%.1f%%", 100*per/float64(before)), fmt.Sprintf("%d versions loaded: RSS %.1f -> %.1f MiB; never unloaded", k,
 			float64(before)/(1<<20), float64(after)/(1<<20)))
-	return nil
+	installed := make([]string, len(files))
+	for i, so := range files {
+		installed[i] = filepath.Join(cfg.Dir, "plugins-dir", filepath.Base(so))
+	}
+	return b.versionMem(installed)
 }
 
 func median(ds []time.Duration) time.Duration {
@@ -558,6 +622,9 @@ func (b *bench) write(out, gotest, machine string) error {
 			w.WriteString("- " + n + "\n")
 		}
 	}
+	if b.mem != "" {
+		w.WriteString("\n## Where a loaded version's memory is (examples/versionmem)\n\n" + versionMemText + "\n" + b.mem)
+	}
 	w.WriteString(methodText)
 	if len(gt) > 0 {
 		w.WriteString("\n## Every package benchmark (`go test -run '^$' -bench . -benchmem`)\n\n| package | benchmark | figures |\n|---|---|---|\n")
@@ -565,8 +632,17 @@ func (b *bench) write(out, gotest, machine string) error {
 			fmt.Fprintf(&w, "| %s | %s | %s |\n", l.pkg, l.name, l.raw)
 		}
 	}
+	if old, err := os.ReadFile(out); err == nil {
+		if i := strings.Index(string(old), handMarker); i >= 0 {
+			w.WriteString("\n" + string(old[i:]))
+		}
+	}
 	return os.WriteFile(out, []byte(w.String()), 0o644)
 }
+
+// handMarker starts the part of BENCHMARKS.md written by hand (figures run
+// separately, investigations): write keeps it from the old file.
+const handMarker = "<!-- written by hand below: make bench keeps it -->"
 
 const methodText = `
 ## How each figure is taken
@@ -583,6 +659,12 @@ const methodText = `
 - **end-to-end hot-swappable vs static**: the same host binary, the same game, the same load
   (internal/loadgen, 127.0.0.1, one request in flight per connection, ledger checked at the end); the
   baseline is built with -tags hothost_static from scripts/gen-static's copies of the plugin sources.
+- **end-to-end hot-swappable vs hand-written**: examples/handwritten, the same game written the way
+  a user would without hothost (a goroutine per connection, players in a Go map under one mutex, no
+  plugins, no shared memory, no lanes, nothing durable), the same protocol and replies (its test
+  checks reply for reply against hothost). Hot, static and hand-written take turns, round after
+  round, under the same load; each side's best round counts. Percentiles come from the load
+  generator's histogram (log-linear, within about 3%).
 - **p99 during swaps**: the same host and load, with POST /v1/activate alternating coin v1/v2
   every 100 ms, vs the phase just before it without swaps.
 - **swap to serving**: admin activate until a request answers with the new version, vs one request's
