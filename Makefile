@@ -30,6 +30,7 @@ test:
 	$(GO) test -count=1 -timeout 9m $(PKGS)
 	$(GO) test -count=1 -race -timeout 9m $(RACE_PKGS)
 	HOTHOST_RACE_HOST=1 $(GO) test -count=1 -timeout 9m ./host/
+	$(MAKE) deploy-check
 
 # Packages that never load a plugin run under -race; the end-to-end tests
 # then run against a host (and plugins) built with -race.
@@ -62,6 +63,22 @@ run: build
 	for p in coin/v1:coin shop:shop profile:profile social:social; do n=$${p##*:}; test -f plugins-dir/$$n-1.0.0.so || \
 	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $$n -version 1.0.0 -out plugins-dir -like $(BIN)/hothost || exit 1; done
 	$(BIN)/hothost
+
+# The example game's plugins, version 1.0.0 each, built by hhbuild for
+# $(BIN)/hothost into $(PLUGIN_OUT): what the container image ships (see
+# Dockerfile) and what the deploy tests load.
+PLUGIN_OUT ?= plugins-dir
+.PHONY: plugins deploy-check
+plugins: build
+	@mkdir -p $(PLUGIN_OUT)
+	for p in coin/v1:coin shop:shop profile:profile; do n=$${p##*:}; test -f $(PLUGIN_OUT)/$$n-1.0.0.so || \
+	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $$n -version 1.0.0 -out $(PLUGIN_OUT) -like $(BIN)/hothost || exit 1; done
+
+# The deployment files (Dockerfile, systemd units, Kubernetes manifests,
+# Grafana dashboard) checked offline and against the real host; deploy/ is
+# a module of its own so that its Kubernetes dependencies stay out of the host's.
+deploy-check:
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 -timeout 9m ./...
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
