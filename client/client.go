@@ -89,17 +89,15 @@ func (c *Conn) NextPush(timeout time.Duration) (string, error) {
 	}
 	c.c.SetReadDeadline(time.Now().Add(timeout))
 	defer c.c.SetReadDeadline(time.Time{})
-	for {
-		s, err := c.r.ReadString('\n')
-		if err != nil {
-			return "", fmt.Errorf("client: wait for a push: %w", err)
-		}
-		s = strings.TrimRight(s, "\r\n")
-		if text, ok := strings.CutPrefix(s, "push "); ok {
-			return text, nil
-		}
-		return "", fmt.Errorf("%w: a reply %q with no request outstanding", ErrProtocol, s)
+	s, err := c.r.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("client: wait for a push: %w", err)
 	}
+	s = strings.TrimRight(s, "\r\n")
+	if text, ok := strings.CutPrefix(s, "push "); ok {
+		return text, nil
+	}
+	return "", fmt.Errorf("%w: a reply %q with no request outstanding", ErrProtocol, s)
 }
 
 // Dial connects to a hothost at addr.
