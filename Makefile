@@ -1,7 +1,7 @@
 # The one place that holds hothost's build flags.
 #
 # Go plugins load only into a host built with exactly the same toolchain and
-# flags (see ../shared/FIELD-NOTES.md). Every go command below, and every
+# flags (docs/WRITING-PLUGINS.md). Every go command below, and every
 # command the tests start (the plugin build tool among them), inherits these
 # through the environment, so host, plugins and test binaries always match.
 export CGO_ENABLED := 1
@@ -58,10 +58,8 @@ demo:
 	$(GO) run ./examples/demo
 
 # The host alone on its defaults, with the example plugins, for nc and hotctl.
-run: build
-	@mkdir -p plugins-dir
-	for p in coin/v1:coin shop:shop profile:profile social:social; do n=$${p##*:}; test -f plugins-dir/$$n-1.0.0.so || \
-	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $$n -version 1.0.0 -out plugins-dir -like $(BIN)/hothost || exit 1; done
+run: plugins
+	@echo "log in with a ticket: nc 127.0.0.1 7070, then: login 42 \$$($(BIN)/hotctl ticket 42)"
 	$(BIN)/hothost
 
 # The example game's plugins, version 1.0.0 each, built by hhbuild for
@@ -71,7 +69,7 @@ PLUGIN_OUT ?= plugins-dir
 .PHONY: plugins deploy-check
 plugins: build
 	@mkdir -p $(PLUGIN_OUT)
-	for p in coin/v1:coin shop:shop profile:profile; do n=$${p##*:}; test -f $(PLUGIN_OUT)/$$n-1.0.0.so || \
+	for p in coin/v1:coin shop:shop profile:profile social:social; do n=$${p##*:}; test -f $(PLUGIN_OUT)/$$n-1.0.0.so || \
 	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $$n -version 1.0.0 -out $(PLUGIN_OUT) -like $(BIN)/hothost || exit 1; done
 
 # The deployment files (Dockerfile, systemd units, Kubernetes manifests,

@@ -207,7 +207,11 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, step := range []struct{ line, code string }{{"login 7", ""}, {"work", ""}, {"buy nosuchitem", "item"}, {"nosuchcommand", "unknown"}} {
+	tk, err := p.Ticket(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ line, code string }{{"login 7 " + tk, ""}, {"work", ""}, {"buy nosuchitem", "item"}, {"nosuchcommand", "unknown"}} {
 		r, err := conn.Do(step.line)
 		if err != nil || r.Code != step.code {
 			t.Fatalf("%s: %v %v, want code %q", step.line, r, err, step.code)

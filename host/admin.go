@@ -37,7 +37,6 @@ func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 		if err := h.loader.Rollback(m); err != nil {
 			return nil, err
 		}
-		h.metrics.events.WithLabelValues("rolled_back").Inc()
 		return map[string]any{"rolled_back": m, "active": h.activeOf(m)}, nil
 	}))
 	mux.HandleFunc("POST /v1/unpin", h.jsonCall(func(r *http.Request) (any, error) {
@@ -144,7 +143,6 @@ func (h *Host[T, C]) versionOp(done string, r *http.Request, op func(module, ver
 	if err := op(m, v); err != nil {
 		return nil, err
 	}
-	h.metrics.events.WithLabelValues(done).Inc()
 	return map[string]any{done: m + " " + v, "active": h.activeOf(m)}, nil
 }
 

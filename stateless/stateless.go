@@ -1,5 +1,5 @@
 // Package stateless holds the go/analysis pass that keeps hothost plugins
-// stateless and unable to end the host (DESIGN.md invariants 8 and 11), and
+// stateless and unable to end the host (docs/ARCHITECTURE.md invariants 8 and 11), and
 // the driver that runs it over a plugin's whole source tree.
 //
 // A plugin's code is replaced while the host runs and old versions stay

@@ -201,7 +201,7 @@ func vet(log *slog.Logger, pattern string, env []string, name, ver string) error
 		for i, f := range findings {
 			msgs[i] = f.String()
 		}
-		return fmt.Errorf("refused: the plugin keeps state or can end the host (DESIGN.md invariants 8 and 11):\n\t%s", strings.Join(msgs, "\n\t"))
+		return fmt.Errorf("refused: the plugin keeps state or can end the host (docs/ARCHITECTURE.md invariants 8 and 11):\n\t%s", strings.Join(msgs, "\n\t"))
 	}
 	d, err := p.Descriptor()
 	if err != nil {
