@@ -272,3 +272,23 @@ func TestDecisionsSurviveRestarts(t *testing.T) {
 		t.Fatalf("coin 2.0.0 not pinned after restart: %+v", vs)
 	}
 }
+
+// A host that comes back with fewer modules than it served before says so
+// loudly: here the shop and social plugin files are gone after a restart.
+func TestFewerModulesAfterRestartIsLoud(t *testing.T) {
+	p, cfg := startHost(t)
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, so := range []string{"shop-1.0.0.so", "social-1.0.0.so"} {
+		os.Remove(filepath.Join(cfg.Dir, "plugins-dir", so))
+	}
+	p = start(t, cfg)
+	if st := status(t, p); st.Modules["shop"] != "" || st.Modules["coin"] != "1.0.0" {
+		t.Fatalf("modules after restart: %v", st.Modules)
+	}
+	log := p.Log()
+	if !strings.Contains(log, "SERVING WITH FEWER MODULES THAN BEFORE THE RESTART") || !strings.Contains(log, "missing=\"shop, social\"") {
+		t.Fatalf("no loud warning about the missing modules in the log:\n%s", log)
+	}
+}
