@@ -189,11 +189,18 @@ func TestRestartReusesPreflight(t *testing.T) {
 		t.Fatalf("%d preflights for 2 new plugins", n)
 	}
 
+	written, err := os.Stat(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l2 := histLoader(t, dir, hist, &preflights, loader.Options{})
 	if err := poll(t, l2); err != nil {
 		t.Fatal(err)
 	}
 	expectModules(t, l2, map[string]string{"coin": "13.0.0"})
+	if st, err := os.Stat(hist); err != nil || !os.SameFile(st, written) || !st.ModTime().Equal(written.ModTime()) {
+		t.Errorf("a start that changed nothing rewrote the history (%v)", err)
+	}
 	if n := preflights.Swap(0); n != 0 {
 		t.Fatalf("%d preflights at restart, want 0", n)
 	}
