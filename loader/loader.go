@@ -635,14 +635,13 @@ func (l *Loader) activateLocked(ms *moduleState, v *version, push bool, why stri
 	}
 	ms.active = v
 	v.setLocked(StateActive, why)
-	v.activatedAt = v.changed
-	l.armProbationLocked(v, v.activatedAt)
+	l.armProbationLocked(v, v.changed)
 	l.storeLocked()
 	l.eventLocked(Event{Kind: EventActivated, Module: v.module, Version: v.version, File: v.file, Reason: why})
 }
 
-// armProbationLocked starts v's probation as of its activation at since;
-// a window already over leaves it disarmed.
+// armProbationLocked records v's activation at since and starts its
+// probation from then; a window already over leaves it disarmed.
 func (l *Loader) armProbationLocked(v *version, since time.Time) {
 	v.activatedAt = since
 	v.probation.Store(nil)
