@@ -166,6 +166,7 @@ type Loader struct {
 	slotMsgs []string
 	gen      uint64
 	pending  []Event                 // emitted after mu is released
+	next     *Table                  // built, current once saved (commit)
 	plans    map[string]*restorePlan // module -> what to restore; nil after the first complete Poll
 	saveSeq  uint64                  // history snapshots taken
 
@@ -328,6 +329,9 @@ func (l *Loader) Poll(ctx context.Context) error {
 		if err := l.consider(ctx, c); err != nil {
 			errs = append(errs, err)
 		}
+		// Each file's decision is saved and served before the next file's
+		// preflight, which may take up to PreflightTimeout.
+		errs = append(errs, l.commit())
 	}
 	if ctx.Err() == nil {
 		l.mu.Lock()
@@ -650,8 +654,8 @@ func (l *Loader) armProbationLocked(v *version, since time.Time) {
 	}
 }
 
-// storeLocked builds a table from every module's active version and makes
-// it current with one atomic store.
+// storeLocked builds a table from every module's active version; commit
+// makes it current with one atomic store.
 func (l *Loader) storeLocked() {
 	names := make([]string, 0, len(l.modules))
 	for name := range l.modules {
@@ -688,7 +692,7 @@ func (l *Loader) storeLocked() {
 			}
 		}
 	}
-	l.cur.Store(t)
+	l.next = t // current once the decision behind it is saved: see commit
 }
 
 // failProbation restores what was active before v and marks v bad. It runs
