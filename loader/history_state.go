@@ -326,22 +326,36 @@ func (l *Loader) whyNotRestoredLocked(w *record) string {
 	return "its file " + w.file + " was not complete (no matching .sha256)"
 }
 
-// commit saves the history if it changed, then delivers queued events, so
-// that an event never announces a decision a crash could still lose.
+// commit saves the history if it changed, then makes the table built for
+// the decisions saved current and delivers their events. A version thus
+// serves only once the history says so: if its first request kills the
+// process, the next start knows the version it crashed in (RecordCrash,
+// invariant 11). A save that fails is logged and returned, and the table
+// is made current all the same: a decision that cannot be saved still
+// takes effect (a rollback above all).
 func (l *Loader) commit() error {
-	err := l.save()
+	gen, err := l.save()
+	l.mu.Lock()
+	if t := l.next; t != nil && t.gen <= gen {
+		l.cur.Store(t)
+		l.next = nil
+	}
+	l.mu.Unlock()
 	l.flush()
 	return err
 }
 
-// save writes the history file when its content changed. Snapshots are
-// taken under mu and written outside it (an fsync must not hold up Versions
-// or a probation rollback); of two racing saves the newer snapshot wins.
-func (l *Loader) save() error {
-	if l.opts.HistoryFile == "" {
-		return nil
-	}
+// save writes the history file when its content changed, and returns the
+// generation of the newest table whose decisions the file holds. Snapshots
+// are taken under mu and written outside it (an fsync must not hold up
+// Versions); of two racing saves the newer snapshot wins.
+func (l *Loader) save() (gen uint64, err error) {
 	l.mu.Lock()
+	gen = l.gen
+	if l.opts.HistoryFile == "" {
+		l.mu.Unlock()
+		return gen, nil
+	}
 	entries := make([]histEntry, 0, len(l.history))
 	for _, r := range l.history {
 		entries = append(entries, l.entryLocked(r))
@@ -351,19 +365,19 @@ func (l *Loader) save() error {
 	l.mu.Unlock()
 	body, err := encodeHistory(entries)
 	if err != nil {
-		return fmt.Errorf("loader: %w: encode: %v", ErrHistoryWrite, err)
+		return gen, fmt.Errorf("loader: %w: encode: %v", ErrHistoryWrite, err)
 	}
 	l.saveMu.Lock()
 	defer l.saveMu.Unlock()
 	if seq < l.savedSeq || bytes.Equal(body, l.savedBody) {
-		return nil
+		return gen, nil // a newer snapshot was written, or this one is
 	}
 	l.savedSeq = seq
 	if err := writeHistory(l.opts.HistoryFile, body); err != nil {
 		l.writeErr = fmt.Errorf("loader: %w: %s: %v (the change is in effect but will not survive a restart)", ErrHistoryWrite, l.opts.HistoryFile, err)
 		l.log.Error("version history not saved", "err", l.writeErr)
-		return l.writeErr
+		return gen, l.writeErr
 	}
 	l.savedBody, l.writeErr = body, nil
-	return nil
+	return gen, nil
 }

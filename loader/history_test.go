@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -35,6 +36,28 @@ func histLoader(tb testing.TB, dir, hist string, preflights *atomic.Int64, opts 
 		tb.Fatalf("history: %v", err)
 	}
 	return l
+}
+
+// onDisk reads the history file as a host's operator would: module
+// version -> state.
+func onDisk(tb testing.TB, hist string) map[string]string {
+	tb.Helper()
+	b, err := os.ReadFile(hist)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, body, _ := bytes.Cut(b, []byte("\n"))
+	var h struct {
+		Versions []struct{ Module, Version, State string }
+	}
+	if err := json.Unmarshal(body, &h); err != nil {
+		tb.Fatalf("history body: %v", err)
+	}
+	out := map[string]string{}
+	for _, v := range h.Versions {
+		out[v.Module+" "+v.Version] = v.State
+	}
+	return out
 }
 
 // decisions is everything a restart must keep, per history line.
@@ -175,8 +198,26 @@ func TestHistorySurvivesRestart(t *testing.T) {
 func TestRestartReusesPreflight(t *testing.T) {
 	so := buildAll(t, spec{tmpl: "coin", name: "coin", version: "13.0.0"}, spec{tmpl: "coin", name: "coin", version: "13.1.0"})
 	dir, hist := t.TempDir(), filepath.Join(t.TempDir(), "versions.json")
-	var preflights atomic.Int64
-	l := histLoader(t, dir, hist, &preflights, loader.Options{})
+	var (
+		preflights atomic.Int64
+		l          *loader.Loader
+		activated  []string
+	)
+	// A version serves only once the history file says it is active: if
+	// its first request kills the process, the next start knows it.
+	onEvent := func(e loader.Event) {
+		if e.Kind != loader.EventActivated {
+			return
+		}
+		activated = append(activated, e.Version)
+		if got := onDisk(t, hist)[e.Module+" "+e.Version]; got != string(loader.StateActive) {
+			t.Errorf("%s %s activated while the history file says %q", e.Module, e.Version, got)
+		}
+		if got := l.Current().Modules()[e.Module]; got != e.Version {
+			t.Errorf("%s %s activated while the table serves %q", e.Module, e.Version, got)
+		}
+	}
+	l = histLoader(t, dir, hist, &preflights, loader.Options{OnEvent: onEvent})
 	install(t, dir, so[0])
 	install(t, dir, so[1])
 	if err := poll(t, l); err != nil {
@@ -185,15 +226,25 @@ func TestRestartReusesPreflight(t *testing.T) {
 	if err := l.Activate("coin", "13.0.0"); err != nil {
 		t.Fatal(err)
 	}
+	if strings.Join(activated, ",") != "13.0.0,13.1.0,13.0.0" {
+		t.Fatalf("activations %v, want 13.0.0, 13.1.0, then 13.0.0 again", activated)
+	}
 	if n := preflights.Swap(0); n != 2 {
 		t.Fatalf("%d preflights for 2 new plugins", n)
 	}
 
+	written, err := os.Stat(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l2 := histLoader(t, dir, hist, &preflights, loader.Options{})
 	if err := poll(t, l2); err != nil {
 		t.Fatal(err)
 	}
 	expectModules(t, l2, map[string]string{"coin": "13.0.0"})
+	if st, err := os.Stat(hist); err != nil || !os.SameFile(st, written) || !st.ModTime().Equal(written.ModTime()) {
+		t.Errorf("a start that changed nothing rewrote the history (%v)", err)
+	}
 	if n := preflights.Swap(0); n != 0 {
 		t.Fatalf("%d preflights at restart, want 0", n)
 	}

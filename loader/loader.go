@@ -167,6 +167,7 @@ type Loader struct {
 	gen      uint64
 	serials  int                     // versions added: the next one's Entry.Serial
 	pending  []Event                 // emitted after mu is released
+	next     *Table                  // built, current once saved (commit)
 	plans    map[string]*restorePlan // module -> what to restore; nil after the first complete Poll
 	saveSeq  uint64                  // history snapshots taken
 
@@ -329,6 +330,9 @@ func (l *Loader) Poll(ctx context.Context) error {
 		if err := l.consider(ctx, c); err != nil {
 			errs = append(errs, err)
 		}
+		// Each file's decision is saved and served before the next file's
+		// preflight, which may take up to PreflightTimeout.
+		errs = append(errs, l.commit())
 	}
 	if ctx.Err() == nil {
 		l.mu.Lock()
@@ -637,14 +641,13 @@ func (l *Loader) activateLocked(ms *moduleState, v *version, push bool, why stri
 	}
 	ms.active = v
 	v.setLocked(StateActive, why)
-	v.activatedAt = v.changed
-	l.armProbationLocked(v, v.activatedAt)
+	l.armProbationLocked(v, v.changed)
 	l.storeLocked()
 	l.eventLocked(Event{Kind: EventActivated, Module: v.module, Version: v.version, File: v.file, Reason: why})
 }
 
-// armProbationLocked starts v's probation as of its activation at since;
-// a window already over leaves it disarmed.
+// armProbationLocked records v's activation at since and starts its
+// probation from then; a window already over leaves it disarmed.
 func (l *Loader) armProbationLocked(v *version, since time.Time) {
 	v.activatedAt = since
 	v.probation.Store(nil)
@@ -653,8 +656,8 @@ func (l *Loader) armProbationLocked(v *version, since time.Time) {
 	}
 }
 
-// storeLocked builds a table from every module's active version and makes
-// it current with one atomic store.
+// storeLocked builds a table from every module's active version; commit
+// makes it current with one atomic store.
 func (l *Loader) storeLocked() {
 	names := make([]string, 0, len(l.modules))
 	for name := range l.modules {
@@ -691,7 +694,7 @@ func (l *Loader) storeLocked() {
 			}
 		}
 	}
-	l.cur.Store(t)
+	l.next = t // current once the decision behind it is saved: see commit
 }
 
 // failProbation restores what was active before v and marks v bad. It runs
