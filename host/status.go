@@ -35,6 +35,9 @@ type Status struct {
 	// LastCrash is the last unclean exit found at a start, and what it was
 	// attributed to.
 	LastCrash *CrashReport `json:"last_crash,omitempty"`
+	// HistoryError says why the version history file could not be used at
+	// start (it was set aside and a new one begun), if so.
+	HistoryError string `json:"history_error,omitempty"`
 }
 
 // StateStatus says how the state was opened at start and what it holds.
@@ -82,6 +85,15 @@ type VersionStatus struct {
 	Errors      int64     `json:"errors"`
 	Panics      int64     `json:"panics"`
 	InFlight    int64     `json:"in_flight"`
+	// From the durable history (across restarts).
+	Changed         time.Time `json:"changed_at,omitzero"`
+	Crashes         int       `json:"crashes,omitempty"`
+	LastCrash       time.Time `json:"last_crash_at,omitzero"`
+	Restored        bool      `json:"restored,omitempty"`
+	Loaded          bool      `json:"loaded"`
+	SHA256          string    `json:"sha256,omitempty"`
+	PluginPath      string    `json:"plugin_path,omitempty"`
+	PreflightReused bool      `json:"preflight_reused,omitempty"`
 }
 
 // Status reports the host's state.
@@ -110,6 +122,9 @@ func (h *Host[T, C]) Status() Status {
 	if err := h.config.lastError(); err != nil {
 		st.Config.Error = err.Error()
 	}
+	if err := h.loader.HistoryError(); err != nil {
+		st.HistoryError = err.Error()
+	}
 	if h.adminAddr != nil {
 		st.AdminAddr = h.adminAddr.String()
 	}
@@ -133,7 +148,9 @@ func (h *Host[T, C]) versionStatuses() []VersionStatus {
 	for _, v := range vs {
 		st := VersionStatus{Module: v.Module, Version: v.Version, File: v.File, State: string(v.State),
 			Reason: v.Reason, Pinned: v.Pinned, LoadedAt: v.LoadedAt, ActivatedAt: v.ActivatedAt,
-			Calls: v.Calls, Errors: v.Errors, Panics: v.Panics, InFlight: v.InFlight}
+			Calls: v.Calls, Errors: v.Errors, Panics: v.Panics, InFlight: v.InFlight,
+			Changed: v.Changed, Crashes: v.Crashes, LastCrash: v.LastCrash, Restored: v.Restored, Loaded: v.Loaded,
+			SHA256: v.SHA256, PluginPath: v.PluginPath, PreflightReused: v.PreflightReused}
 		if serial, ok := h.loader.SerialOf(v.Module, v.Version); ok && v.State != loader.StateRejected {
 			if u := use[serial]; u != nil {
 				st.Calls, st.Errors, st.Panics = st.Calls+u.calls, st.Errors+u.errs, st.Panics+u.panics
