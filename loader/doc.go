@@ -7,13 +7,15 @@
 // preflight child that opens a new plugin first so that an init which
 // panics, hangs or calls os.Exit costs a child process and not the host, the
 // plugin.Open in the host, the table of handlers (one atomic pointer, swapped
-// whole), probation with automatic rollback, and the history of every
-// version seen, for the admin API.
+// whole), probation with automatic rollback, crash quarantine (RecordCrash,
+// MarkBad), and the history of every version and decision, kept across
+// restarts (Options.HistoryFile), for the admin API.
 //
 // What it must never do: unload a plugin (Go cannot; old versions stay
 // loaded, which is what makes rollback a single atomic store); open a path
-// twice (Go would silently return the plugin it opened first, see
-// FIELD-NOTES); open a file that failed a check; block or fail a request
+// twice (Go would silently return the plugin it opened first); open a file
+// that failed a check; open, after a restart, a version it marked bad;
+// serve a version before the history file records it; block or fail a request
 // during a swap (a call runs entirely on the table it loaded); know anything
 // about a game (messages are strings, state is the handler's business);
 // panic on bad input.
