@@ -65,7 +65,8 @@ func (h *Host[T, C]) watch(ctx context.Context) {
 }
 
 // fenceOverdue fences every request that has run longer than limit; with
-// limit 0, every request still running (the end of a drain).
+// limit 0, every request still running (the end of a drain: then no
+// version is blamed, since nothing says its request would not have ended).
 func (h *Host[T, C]) fenceOverdue(now time.Time, limit time.Duration) int {
 	h.connMu.Lock()
 	sessions := make([]*session, 0, len(h.conns))
@@ -90,13 +91,13 @@ func (h *Host[T, C]) fenceOverdue(now time.Time, limit time.Duration) int {
 			continue
 		}
 		n++
-		h.hung(s, started, now.Sub(started))
+		h.hung(s, started, now.Sub(started), limit > 0)
 	}
 	return n
 }
 
 // hung deals with a request the watchdog just fenced.
-func (h *Host[T, C]) hung(s *session, started time.Time, ran time.Duration) {
+func (h *Host[T, C]) hung(s *session, started time.Time, ran time.Duration, blame bool) {
 	mod, ver, player := s.entry.Module(), s.entry.Version(), s.player
 	reason := fmt.Sprintf("%s %s %s ran %v for player %d", mod, ver, s.msg, ran.Round(time.Millisecond), player)
 	sc := StuckCall{Player: player, Module: mod, Version: ver, Msg: s.msg, Since: started,
@@ -106,11 +107,16 @@ func (h *Host[T, C]) hung(s *session, started time.Time, ran time.Duration) {
 	h.stuckCount.Add(1)
 	h.stuck.mu.Unlock()
 	h.metrics.stuck.Inc()
-	h.metrics.timeouts.WithLabelValues(mod, ver).Inc()
-	h.log.Error("handler past its deadline: fenced, version marked bad", "module", mod, "version", ver, "msg", s.msg,
-		"player", player, "ran", ran, "timeout", h.opts.HandlerTimeout)
-	if err := h.loader.MarkBad(mod, ver, reason); err != nil {
-		h.log.Error("mark hung version bad", "module", mod, "version", ver, "err", err)
+	if !blame {
+		h.log.Warn("request still running at the end of the drain: fenced", "module", mod, "version", ver, "msg", s.msg,
+			"player", player, "ran", ran)
+	} else {
+		h.metrics.timeouts.WithLabelValues(mod, ver).Inc()
+		h.log.Error("handler past its deadline: fenced, version marked bad", "module", mod, "version", ver, "msg", s.msg,
+			"player", player, "ran", ran, "timeout", h.opts.HandlerTimeout)
+		if err := h.loader.MarkBad(mod, ver, reason); err != nil {
+			h.log.Error("mark hung version bad", "module", mod, "version", ver, "err", err)
+		}
 	}
 	// A fresh session takes the connection over; the stuck goroutine will
 	// find its request fenced when (if) the handler returns, and leaves.
