@@ -55,6 +55,14 @@ type Module struct {
 	ABI string
 	// Handlers by message name ("work"). A message belongs to one module.
 	Handlers map[string]Handler
+	// Others names, for a message that changes other players too (a gift,
+	// a trade), the players it touches besides the caller, read from the
+	// call's arguments before the transaction starts (Call.State is nil
+	// then). The host runs the handler in one transaction across the
+	// caller and all of them, at most MaxPlayers in all: committed for
+	// every one of them or for none, and ordered with each one's own
+	// requests. The handler reaches them with Call.Other.
+	Others map[string]func(c *Call) ([]uint64, error)
 	// Usage is a one-line usage per message, shown by the host's `help`
 	// ("buy <item>: spend coins on an item"). Optional; a message without
 	// one is listed by name.
@@ -80,7 +88,27 @@ type Call struct {
 
 	reply  string
 	pushes []Push
+	others []uint64
+	states []any
 }
+
+// MaxPlayers is the most players one transaction touches, the caller included.
+const MaxPlayers = 8
+
+// Other returns the state of player id in this transaction: a private
+// copy like State (the same pointer type), committed with it. It is nil if
+// the module's Others did not name id for this message.
+func (c *Call) Other(id uint64) any {
+	for i, o := range c.others {
+		if o == id {
+			return c.states[i]
+		}
+	}
+	return nil
+}
+
+// SetOthers gives the call the other players' states, for the host.
+func (c *Call) SetOthers(ids []uint64, states []any) { c.others, c.states = ids, states }
 
 // Push is a message for a player that the host delivers after the
 // transaction that sent it commits.

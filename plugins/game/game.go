@@ -67,6 +67,21 @@ func (p *Player) Add(item, n uint32) error {
 	return nil
 }
 
+// Remove takes n of item out of the inventory; false (and no change) if
+// there are fewer than n.
+func (p *Player) Remove(item, n uint32) bool {
+	for i := range p.Inventory {
+		if s := &p.Inventory[i]; s.Count >= n && s.Item == item && s.Count > 0 {
+			s.Count -= n
+			if s.Count == 0 {
+				*s = Stack{}
+			}
+			return true
+		}
+	}
+	return false
+}
+
 // Config is the game's live-tuned config, decoded strictly from the host's
 // config directory. It lives on the Go heap, so maps are fine here.
 type Config struct {
