@@ -175,7 +175,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 		case f.Cmd == "login":
 			reply = h.clientLogin(s, f)
 		case s.player == 0:
-			reply = errReply("nologin", "log in first: login <player-id> <ticket>")
+			reply = errReply("nologin", "log in first: %s", h.loginUsage())
 		default:
 			if reply, err = h.execute(s, f, time.Now()); err != nil {
 				return false // fenced: the watchdog answered and handed the connection on
@@ -204,12 +204,8 @@ func (h *Host[T, C]) pushDeadline(s *session, now time.Time) {
 // client out of tokens is refused before its ticket is even read. With
 // Options.InsecureLogin the ticket is not required (and not checked).
 func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
-	usage := "login <player-id> <ticket>"
-	if h.opts.InsecureLogin {
-		usage = "login <player-id> (this server does not check tickets)"
-	}
 	if len(f.Args) < 1 || len(f.Args) > 2 {
-		return errReply("usage", "%s", usage)
+		return errReply("usage", "%s", h.loginUsage())
 	}
 	id, err := parsePlayerID(f.Args[0])
 	if err != nil {
@@ -241,6 +237,13 @@ func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
 		h.players.add(id, s)
 	}
 	return r
+}
+
+func (h *Host[T, C]) loginUsage() string {
+	if h.opts.InsecureLogin {
+		return "login <player-id>"
+	}
+	return "login <player-id> <ticket>"
 }
 
 // authReason is a failed login's label for hothost_auth_failures_total.
