@@ -87,11 +87,15 @@ func (h *Host[T, C]) fenceOverdue(now time.Time, limit time.Duration) int {
 		tok, ok := s.guard.Running()
 		// busy unchanged after reading the token: the token is the same
 		// request's, so Fence acts on the request that is overdue or on none.
-		if !ok || s.busy.Load() != b || !h.store.Fence(s.guard, tok) {
+		if !ok || s.busy.Load() != b {
 			continue
 		}
-		n++
-		h.hung(s, started, now.Sub(started), limit > 0)
+		// The version is taken out of service while the watchdog still
+		// holds the lane: the requests queued behind the stuck one run on
+		// the version restored, not on the one that hung.
+		if h.store.Fence(s.guard, tok, func() { h.hung(s, started, now.Sub(started), limit > 0) }) {
+			n++
+		}
 	}
 	return n
 }

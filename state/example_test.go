@@ -118,7 +118,7 @@ func ExampleStore_Run() {
 	}()
 	<-stuck
 	tok, _ := g.Running()
-	fmt.Println("fenced:", s.Fence(&g, tok))
+	fmt.Println("fenced:", s.Fence(&g, tok, nil))
 	err = s.Run(7, nil, func(a *Account) error { a.Coins += 5; return nil })
 	fmt.Println("next request:", err)
 	close(release)

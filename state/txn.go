@@ -124,18 +124,28 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 // goroutine (Go cannot stop one). Writes the callback makes to its copy
 // after this are dropped with it.
 //
+// whileHeld, if not nil, runs after the fence and before any other
+// transaction gets the lane: a watchdog rolls the stuck version back there,
+// so that the requests queued behind it run on the version restored.
+//
 // Fence reports false, and changes nothing, if that transaction is no
 // longer running: its callback returned (it ends normally), or g has
 // moved on to another transaction.
-func (s *Store[T]) Fence(g *Guard, token uint64) bool {
+func (s *Store[T]) Fence(g *Guard, token uint64, whileHeld func()) bool {
 	if token&0xff != phaseRunning || !g.w.CompareAndSwap(token, token&^0xff|phaseFenced) {
 		return false
 	}
 	ln := &s.lanes[token>>32]
 	old := ln.cur.Load() // the hold g took: only Fence of its holder replaces it
-	ln.cur.Store(&laneHold[T]{})
+	fresh := &laneHold[T]{}
+	fresh.mu.Lock()
+	ln.cur.Store(fresh)
 	old.dead.Store(true)
 	old.mu.Unlock() // a Mutex may be unlocked by another goroutine than its locker
+	if whileHeld != nil {
+		whileHeld()
+	}
+	fresh.mu.Unlock()
 	return true
 }
 

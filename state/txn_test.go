@@ -132,7 +132,7 @@ func TestRunMissingPlayer(t *testing.T) {
 // fence fences whatever g runs now.
 func fence(s *Store[Player], g *Guard) bool {
 	tok, ok := g.Running()
-	return ok && s.Fence(g, tok)
+	return ok && s.Fence(g, tok, nil)
 }
 
 func TestStaleTokenFencesNothing(t *testing.T) {
@@ -143,7 +143,7 @@ func TestStaleTokenFencesNothing(t *testing.T) {
 	var tok uint64
 	s.Run(5, &g, func(p *Player) error { tok, _ = g.Running(); return nil })
 	err := s.Run(5, &g, func(p *Player) error {
-		if s.Fence(&g, tok) {
+		if s.Fence(&g, tok, nil) {
 			t.Error("a token of an earlier transaction fenced the running one")
 		}
 		p.step(5)
