@@ -92,7 +92,7 @@ func status(t *testing.T, p *hostproc.Proc) statusDoc {
 
 func TestHungHandlerIsFencedAndRolledBack(t *testing.T) {
 	// One lane: every player shares the hung player's lane.
-	p, cfg := startHost(t, "-lanes", "1", "-handler-timeout", "300ms", "-drain-timeout", "2s")
+	p, cfg := startHost(t, "-lanes", "1", "-handler-timeout", "1s", "-drain-timeout", "2s")
 	buildRuntimeCase(t, "hang", "1.5.0", filepath.Join(cfg.Dir, "plugins-dir"))
 	waitActive(t, p, "coin", "1.5.0")
 
@@ -160,6 +160,7 @@ func TestCrashingVersionIsQuarantined(t *testing.T) {
 		{"mapwrites", "host died: fatal error: concurrent map access in coin 1.5.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			// A deadline no crash case reaches: they are to crash, not hang.
 			p, cfg := startHost(t, "-handler-timeout", "10m")
 			buildRuntimeCase(t, tc.name, "1.5.0", filepath.Join(cfg.Dir, "plugins-dir"))
