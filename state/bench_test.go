@@ -28,16 +28,24 @@ func bump(p *Player) error {
 	return nil
 }
 
+// players is how many players the transaction benchmarks run on.
+const players = 1024
+
+// benchStore is a store of players 0..players-1, closed after b.
+func benchStore(b *testing.B) *Store[Player] {
+	s, _ := mustOpen[Player](b, Options{Name: "bench", ShmDir: shmDir(b), Capacity: players, Logger: quietLogger()})
+	b.Cleanup(func() { s.Close() })
+	for id := uint64(0); id < players; id++ {
+		s.Ensure(id)
+	}
+	return s
+}
+
 // BenchmarkUpdate is the cost of a transaction (copy out, call, crash-
 // atomic commit) on a 256-byte T, against calling the same function on a
 // value in place. overhead-ns/op is the difference (goal < 60 ns).
 func BenchmarkUpdate(b *testing.B) {
-	const players = 1024
-	s, _ := mustOpen[Player](b, Options{Name: "bench", ShmDir: shmDir(b), Capacity: players, Logger: quietLogger()})
-	defer s.Close()
-	for id := uint64(0); id < players; id++ {
-		s.Ensure(id)
-	}
+	s := benchStore(b)
 	fn := bump
 	inPlace := make([]Player, players)
 	start := time.Now()
@@ -58,14 +66,40 @@ func BenchmarkUpdate(b *testing.B) {
 	b.ReportMetric(per-baseNs, "overhead-ns/op")
 }
 
+// BenchmarkRunMulti is a transaction over two players (a gift: each
+// player's value changes) against a Run of one player doing the same to
+// one value, on the same 1024 players, each timed over b.N transactions
+// in this run: multi-x is the ratio of their times per transaction.
+func BenchmarkRunMulti(b *testing.B) {
+	s := benchStore(b)
+	var g Guard
+	start := time.Now()
+	for i := range b.N {
+		if err := s.Run(uint64(i%players), &g, bump); err != nil {
+			b.Fatal(err)
+		}
+	}
+	single := time.Since(start)
+	gift := func(vs []*Player) error { vs[0].Coins--; return bump(vs[1]) }
+	var ids [2]uint64
+	b.ResetTimer()
+	for i := range b.N {
+		ids[0], ids[1] = uint64(i%players), uint64((i*7+1)%players)
+		if ids[0] == ids[1] {
+			ids[1] = (ids[1] + 1) % players
+		}
+		if err := s.RunMulti(ids[:], &g, gift); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(single.Nanoseconds())/float64(b.N), "run1-ns/op")
+	b.ReportMetric(float64(b.Elapsed())/float64(single), "multi-x")
+}
+
 // BenchmarkGet is a consistent read of a 256-byte T.
 func BenchmarkGet(b *testing.B) {
-	const players = 1024
-	s, _ := mustOpen[Player](b, Options{Name: "bench", ShmDir: shmDir(b), Capacity: players, Logger: quietLogger()})
-	defer s.Close()
-	for id := uint64(0); id < players; id++ {
-		s.Ensure(id)
-	}
+	s := benchStore(b)
 	b.ResetTimer()
 	var sink int64
 	for i := range b.N {
@@ -81,12 +115,7 @@ func BenchmarkGet(b *testing.B) {
 // (goal on 2 cores <= 0.6x: nothing on the path is shared by all cores
 // and written on every transaction).
 func BenchmarkUpdateParallel(b *testing.B) {
-	const players = 1024
-	s, _ := mustOpen[Player](b, Options{Name: "bench", ShmDir: shmDir(b), Capacity: players, Logger: quietLogger()})
-	defer s.Close()
-	for id := uint64(0); id < players; id++ {
-		s.Ensure(id)
-	}
+	s := benchStore(b)
 	start := time.Now()
 	for i := range b.N {
 		s.Update(uint64(i%players), bump)

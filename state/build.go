@@ -22,7 +22,7 @@ func build[T any](opts Options, capacity int, fill func(b *Store[T]) error) (err
 		return err
 	}
 	var zero record[T]
-	g := planAux(opts.Lanes, int(unsafe.Sizeof(zero)), capacity)
+	g := planAux(auxVersion, opts.Lanes, int(unsafe.Sizeof(zero)), capacity)
 	p, err := shmpool.Open[record[T]](tmp, shmpool.Options{Dir: opts.ShmDir, Capacity: capacity, AuxSize: g.size})
 	if err != nil {
 		return err

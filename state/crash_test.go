@@ -59,7 +59,9 @@ func runChild(mode, dir string) error {
 	switch mode {
 	case "storm":
 		return childStorm(dir)
-	case "torn-update", "torn-create", "torn-alloc", "torn-delete":
+	case "transfer-storm":
+		return childTransfers(dir)
+	case "torn-update", "torn-create", "torn-alloc", "torn-delete", "torn-tx":
 		return childTorn(mode, dir)
 	case "migrate-stop":
 		return childMigrateStop(dir)
@@ -131,6 +133,49 @@ func childStorm(dir string) error {
 // instants, reopens the segment, and checks every player's invariant and
 // that every update the child was told had committed is there.
 func TestKillStorm(t *testing.T) {
+	total, repaired := killStorm(t, shmDir(t), "storm", stormPlayers, nil)
+	t.Logf("%d acknowledged updates checked, %d journal entries rolled back", total, repaired)
+}
+
+// TestKillStormTransfers: a child gives coins among a few players with
+// RunMulti, the window between its record writes widened, and the parent
+// SIGKILLs it at random instants: after every reopen the players are
+// whole, every acknowledged transfer is there, and the coins add up to
+// what the players started with.
+func TestKillStormTransfers(t *testing.T) {
+	dir := shmDir(t)
+	s, _ := mustOpen[Player](t, childOptions(dir))
+	seedCoins(t, s, transferPlayers)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	total, repaired := killStorm(t, dir, "transfer-storm", transferPlayers, func(k int, s *Store[Player]) {
+		if coins, _ := coinsAndSteps(t, s); coins != transferPlayers*startCoins {
+			t.Fatalf("kill %d: total coins %d, want %d", k, coins, transferPlayers*startCoins)
+		}
+	})
+	// Nearly all of the child's time is inside a commit: a storm in which
+	// no kill landed in one would have proved nothing.
+	if repaired == 0 {
+		t.Fatal("no kill landed inside a transaction's commit")
+	}
+	t.Logf("%d acknowledged steps checked, %d transactions rolled back", total, repaired)
+}
+
+const transferPlayers = 10
+
+// killWithin bounds how long a storm child commits before its kill.
+const killWithin = 3 * time.Millisecond
+
+// killStorm runs a child in mode, which acknowledges commits on stdout as
+// "id A" lines, and SIGKILLs it at a random instant, over and over on one
+// segment. After each kill it reopens the segment and checks that
+// recovery took the fast path and lost nothing, that players 1..players
+// are whole and hold every acknowledged step, that the index and the
+// scrub agree with the records, and whatever check adds. It returns the
+// acknowledgements read and the journal entries recovery applied.
+func killStorm(t *testing.T, dir, mode string, players uint64, check func(k int, s *Store[Player])) (total, repaired int) {
+	t.Helper()
 	kills := 50
 	if *chaos || os.Getenv("HOTHOST_CHAOS") == "1" {
 		kills = 1000
@@ -138,13 +183,11 @@ func TestKillStorm(t *testing.T) {
 	if testing.Short() {
 		kills = 10
 	}
-	dir := shmDir(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 1))
 	acked := map[uint64]int64{}
-	total, repaired := 0, 0
 	for k := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"=storm", dirEnv+"="+dir)
+		cmd.Env = append(os.Environ(), childEnv+"="+mode, dirEnv+"="+dir)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -166,11 +209,15 @@ func TestKillStorm(t *testing.T) {
 			total++
 			return true
 		}
-		target := 1 + rng.IntN(3000)
-		for n := 0; n < target && read(); n++ {
+		// Once the child commits, it is killed at a random instant within
+		// a few milliseconds, on a timer: killing it as soon as some line
+		// was read would land most kills where it just wrote that line
+		// (writing woke the reader, and the scheduler may stop the
+		// writer there).
+		if read() {
+			time.AfterFunc(time.Duration(rng.Int64N(int64(killWithin))), func() { cmd.Process.Signal(syscall.SIGKILL) })
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		for read() { // what the child flushed before it died was acknowledged too
+		for read() { // what the child flushed before it died was acknowledged
 		}
 		err = cmd.Wait()
 		var ee *exec.ExitError
@@ -186,7 +233,7 @@ func TestKillStorm(t *testing.T) {
 			t.Fatalf("kill %d: lost players %v: %v", k, rep.Recovery.LostIDs, rep)
 		}
 		repaired += rep.Recovery.Repaired
-		for id := uint64(1); id <= stormPlayers; id++ {
+		for id := uint64(1); id <= players; id++ {
 			p, err := s.Get(id)
 			if err != nil {
 				t.Fatalf("kill %d: player %d: %v", k, id, err)
@@ -217,14 +264,58 @@ func TestKillStorm(t *testing.T) {
 		if st := waitScrub(t, s); st.TotalFailed+st.Removed+st.Reindexed != 0 || st.TotalChecked != int64(s.Len()) {
 			t.Fatalf("kill %d: scrub after recovery: %v %v; want every one of %d records checked, no fault", k, st, st.Problems, s.Len())
 		}
+		if check != nil {
+			check(k, s)
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if total == 0 {
-		t.Fatal("no update was ever acknowledged")
+		t.Fatal("no commit was ever acknowledged")
 	}
-	t.Logf("%d kills, %d acknowledged updates checked, %d journal entries rolled back", kills, total, repaired)
+	return total, repaired
+}
+
+// childTransfers gives coins among players 1..transferPlayers with
+// RunMulti in a loop, and reports each player of each acknowledged
+// transfer as "id A\n" (buffered, as childStorm does). The hook holds each
+// commit between its first and second record write for a moment: most of
+// the child's time is then spent inside a commit (not blocked writing to
+// a full pipe, where a tight loop spends it), so most kills land there.
+func childTransfers(dir string) error {
+	testHookTxWrite = func(i int) {
+		if i == 1 {
+			spin(10000)
+		}
+	}
+	s, _, err := Open[Player](childOptions(dir))
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(os.Stdout, 4096)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 11))
+	for {
+		ids := pickPlayers(rng, transferPlayers, 4)
+		vs := make([]Player, len(ids))
+		err := s.RunMulti(ids, nil, func(ps []*Player) error {
+			if err := transfer(ids, 1+rng.Int64N(200))(ps); err != nil {
+				return err
+			}
+			for i, p := range ps {
+				vs[i] = *p
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			for i, id := range ids {
+				fmt.Fprintf(w, "%d %d\n", id, vs[i].A)
+			}
+		case !errors.Is(err, errPoor):
+			return err
+		}
+	}
 }
 
 // childTorn commits three updates of player 1, then stops a fourth
@@ -260,6 +351,21 @@ func childTorn(mode, dir string) error {
 	case "torn-alloc":
 		// Ensure(2) killed right after shmpool handed out a zeroed slot.
 		s.allocCreating(s.lane(2).active)
+	case "torn-tx":
+		// A transfer among players 2, 1 and 3, killed before the record
+		// write numbered by the step variable (the last step: after every
+		// write, before the journal is cleared).
+		for _, id := range []uint64{2, 3} {
+			s.Ensure(id)
+			s.Update(id, func(p *Player) error { p.step(id); p.Coins = startCoins; return nil })
+		}
+		if err := killAtStep(func(hook func(int)) { testHookTxWrite = hook }); err != nil {
+			return err
+		}
+		ids := []uint64{2, 1, 3}
+		if err := s.RunMulti(ids, nil, transfer(ids, 10)); err != nil {
+			return err
+		}
 	case "torn-delete":
 		// Delete(ids[0]) of one cluster, killed before the index store
 		// numbered by the step variable (past the last: after the delete).
@@ -268,15 +374,8 @@ func childTorn(mode, dir string) error {
 			s.Ensure(id)
 			s.Update(id, func(p *Player) error { p.step(id); return nil })
 		}
-		step, err := strconv.Atoi(os.Getenv(stepEnv))
-		if err != nil {
+		if err := killAtStep(func(hook func(int)) { testHookIndexStore = hook }); err != nil {
 			return err
-		}
-		testHookIndexStore = func(n int) {
-			if n == step {
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				parkUntilKilled()
-			}
 		}
 		if err := s.Delete(ids[0]); err != nil {
 			return err
@@ -284,6 +383,32 @@ func childTorn(mode, dir string) error {
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	parkUntilKilled()
+	return nil
+}
+
+// spin burns n rounds of the processor: a delay with no system call (a
+// sleep costs a timer and a wake-up, ever so much longer than asked).
+func spin(n int) {
+	for i := range n {
+		spinSink += mix(uint64(i))
+	}
+}
+
+var spinSink uint64
+
+// killAtStep sets a test hook (through set) that kills the process when
+// it is called with the step variable's number.
+func killAtStep(set func(hook func(n int))) error {
+	step, err := strconv.Atoi(os.Getenv(stepEnv))
+	if err != nil {
+		return err
+	}
+	set(func(n int) {
+		if n == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			parkUntilKilled()
+		}
+	})
 	return nil
 }
 
@@ -428,6 +553,46 @@ func tornDelete(t *testing.T, ids []uint64, step int, recoverKill bool) {
 	}
 	if created, err := s.Ensure(ids[0]); !created || err != nil {
 		t.Fatalf("Ensure of the deleted player: %v %v", created, err)
+	}
+}
+
+// A transfer among three players killed before each of its record writes,
+// and after the last one before the journal is cleared: recovery rolls
+// every player back (the transaction was never acknowledged), and the
+// coins add up. Player 1 (checked by runTornChild) is one of the three.
+func TestRecoveryRollsBackTornTransaction(t *testing.T) {
+	for step := 0; step <= 3; step++ {
+		for _, rk := range recoverKills {
+			t.Run(fmt.Sprintf("write-%d/recovery-killed-%v", step, rk), func(t *testing.T) {
+				s, rep := runTornChild(t, "torn-tx", rk, fmt.Sprintf("%s=%d", stepEnv, step))
+				wantRepaired(t, rep, 1)
+				for _, id := range []uint64{2, 3} {
+					if p, err := s.Get(id); err != nil || p.A != 1 || p.Coins != startCoins {
+						t.Fatalf("player %d = A %d, %d coins, %v; want its value before the transfer", id, p.A, p.Coins, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// A crashed segment whose transaction journal is prepared, opened by a
+// build whose T changed: the migration reads the players from the
+// journal's undo records, as recovery would have restored them.
+func TestMigrationRollsBackTornTransaction(t *testing.T) {
+	dir := shmDir(t)
+	runKilled(t, dir, "torn-tx", stepEnv+"=2") // two of three records written
+	opts := childOptions(dir)
+	s, rep := mustOpen[PlayerWide](t, opts)
+	defer s.Close()
+	if rep.How != Migrated || rep.Recovery == nil || rep.Recovery.Lost != 0 {
+		t.Fatalf("open of a crashed segment by another T: %v", rep)
+	}
+	for id, want := range map[uint64]int64{1: 3, 2: 1, 3: 1} {
+		p, err := s.Get(id)
+		if err != nil || p.A != want || (id != 1 && p.Coins != startCoins) {
+			t.Fatalf("player %d = %+v, %v; want its value before the transfer", id, p, err)
+		}
 	}
 }
 

@@ -8,9 +8,10 @@
 // One Store owns one segment (a file under /dev/shm) holding, for every
 // player, a record: a 16-byte header (commit sequence, CRC-32C, player id)
 // and the game's pointer-free value T. The segment's aux region holds the
-// undo journal (one undo record per lane) and the open-addressing index
-// from id to slot, so one file, one owner lock and one mapping carry
-// everything that has to survive kill -9.
+// undo journal (one undo record per lane), the transaction journal (the
+// undo records of one transaction over several players) and the
+// open-addressing index from id to slot, so one file, one owner lock and
+// one mapping carry everything that has to survive kill -9.
 //
 //	Update(id, fn):  lane lock (hash(id) % lanes)  -> copy the committed value
 //	                 into the lane's scratch T -> fn(&scratch) (errors and
@@ -20,7 +21,11 @@
 //
 // A crash at any instant leaves either an idle journal (the record is
 // whole, old or new) or an active one whose undo copy is restored on the
-// next Open. Every acknowledged Update (one that returned nil) is therefore
+// next Open. RunMulti changes up to MaxTxPlayers players in one
+// transaction: it takes their lanes in ascending order (so it cannot
+// deadlock), and its commit saves every old record in the transaction
+// journal before it writes any, so a crash leaves every player old or
+// every player new (txjournal.go). Every acknowledged Update (one that returned nil) is therefore
 // present after kill -9, and no reader ever sees half of one: Get, Each,
 // Describe and Snapshot copy a record as a sequence-lock read (keep the
 // copy only if Seq was even and did not change), so they take no lock,

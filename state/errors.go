@@ -34,6 +34,10 @@ var (
 	// callback ran: nothing was committed and the player is unchanged.
 	ErrFenced = errors.New("state: transaction fenced by a watchdog")
 
+	// ErrBadPlayers means a transaction was asked for no players, more
+	// than MaxTxPlayers, or one player twice; nothing ran.
+	ErrBadPlayers = errors.New("state: bad players for a transaction")
+
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("state: store closed")
 

@@ -68,6 +68,41 @@ func ExampleStore_Update() {
 	// Output: 100 not enough coins
 }
 
+func ExampleStore_RunMulti() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s, _, _ := state.Open[Account](state.Options{Name: "accounts", ShmDir: dir, Capacity: 10,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer s.Close()
+	for _, id := range []uint64{1, 2} {
+		s.Ensure(id)
+		s.Update(id, func(a *Account) error { a.Coins = 100; return nil })
+	}
+
+	// Player 1 gives 30 coins to player 2: both change, or neither does,
+	// even if the process is killed half way through the commit.
+	give := func(coins int64) func(vs []*Account) error {
+		return func(vs []*Account) error {
+			if vs[0].Coins < coins {
+				return fmt.Errorf("player 1 has only %d coins", vs[0].Coins)
+			}
+			vs[0].Coins -= coins
+			vs[1].Coins += coins
+			return nil
+		}
+	}
+	var g state.Guard // lets a watchdog Fence the transaction; nil is allowed
+	fmt.Println(s.RunMulti([]uint64{1, 2}, &g, give(30)))
+	fmt.Println(s.RunMulti([]uint64{1, 2}, &g, give(500)))
+	a, _ := s.Get(1)
+	b, _ := s.Get(2)
+	fmt.Println(a.Coins, b.Coins)
+	// Output:
+	// <nil>
+	// player 1 has only 70 coins
+	// 70 130
+}
+
 func ExampleStore_Snapshot() {
 	dir := exampleDir()
 	defer os.RemoveAll(dir)

@@ -16,16 +16,18 @@ import (
 //	[64, ...)      journal: one entry per lane, 64-byte aligned so lanes
 //	               never share a cache line: an active word, then a copy of
 //	               the record being overwritten (the undo record)
+//	[..., ...)     transaction journal (txjournal.go; version 3 on): the undo
+//	               records of a transaction over several records
 //	[..., +64)     index header (index.go; version 2 on)
 //	[..., end)     index: one uint32 per entry
 //
 // The header is written once, when the segment is built, and checked on
 // every attach: a segment whose aux does not add up is refused by name.
-// Version 1 had no index header; such a segment is still read (migration
-// converts it), never attached.
+// Older versions (1: no index header; 2: no transaction journal) are
+// still read (migration converts them), never attached.
 const (
 	auxMagic   = "HHSTAUX\x01"
-	auxVersion = 2
+	auxVersion = 3
 	auxHeader  = 64
 
 	offAuxVersion  = 8  // uint32
@@ -54,14 +56,26 @@ type auxGeom struct {
 	indexLen int
 	journal  int // offset of lane 0's entry
 	stride   int // bytes per lane entry
+	tx       int // offset of the transaction journal (version 3 on)
 	index    int // offset of the index
 	size     int // total aux bytes
 }
 
-func planAux(lanes, recSize, capacity int) auxGeom {
-	g := auxGeom{version: auxVersion, lanes: lanes, recSize: recSize, capacity: capacity, indexLen: indexLen(capacity), journal: auxHeader}
+// planAux is the aux layout of a segment of the given version: the
+// current one for a new segment, an older one to read a segment that
+// migration converts.
+func planAux(version, lanes, recSize, capacity int) auxGeom {
+	g := auxGeom{version: version, lanes: lanes, recSize: recSize, capacity: capacity, indexLen: indexLen(capacity), journal: auxHeader}
 	g.stride = alignUp(8+recSize, 64)
-	g.index = alignUp(g.journal+lanes*g.stride, 64) + indexHeader
+	end := g.journal + lanes*g.stride
+	if version >= 3 {
+		g.tx = alignUp(end, 64)
+		end = g.tx + txJournalSize(recSize)
+	}
+	g.index = alignUp(end, 64)
+	if version >= 2 {
+		g.index += indexHeader
+	}
 	g.size = g.index + 4*g.indexLen
 	return g
 }
@@ -97,17 +111,14 @@ func decodeAux(b []byte, recSize, capacity int) (auxGeom, error) {
 		return auxGeom{}, fmt.Errorf("%w: aux header checksum %#08x, computed %#08x", ErrCorrupt, got, want)
 	}
 	v := le.Uint32(b[offAuxVersion:])
-	if v != 1 && v != auxVersion {
+	if v < 1 || v > auxVersion {
 		return auxGeom{}, fmt.Errorf("%w: aux version %d, this build reads 1 to %d", ErrCorrupt, v, auxVersion)
 	}
 	lanes := int(le.Uint32(b[offAuxLanes:]))
 	if lanes <= 0 || lanes > maxLanes || lanes&(lanes-1) != 0 {
 		return auxGeom{}, fmt.Errorf("%w: %d lanes", ErrCorrupt, lanes)
 	}
-	g := planAux(lanes, recSize, capacity)
-	if v == 1 { // no index header
-		g.version, g.index, g.size = 1, g.index-indexHeader, g.size-indexHeader
-	}
+	g := planAux(int(v), lanes, recSize, capacity)
 	if int(le.Uint32(b[offAuxRecSize:])) != recSize || le.Uint64(b[offAuxCapacity:]) != uint64(capacity) ||
 		le.Uint64(b[offAuxIndexLen:]) != uint64(g.indexLen) || le.Uint64(b[offAuxJournal:]) != uint64(g.journal) ||
 		le.Uint64(b[offAuxIndex:]) != uint64(g.index) || g.size > len(b) {

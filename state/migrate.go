@@ -357,9 +357,9 @@ func migrate[T any](opts Options, rep *OpenReport) error {
 	if err != nil {
 		return fmt.Errorf("state: migrate %s: %w", raw.Info().Path, err)
 	}
-	// The old journal, applied logically: a slot with an unfinished update
-	// is read from its undo copy, a half-created one skipped.
-	undo := map[int][]byte{}
+	// The old journals, applied logically: a slot with an unfinished update
+	// or transaction is read from its undo copy, a half-created one skipped.
+	undo := txUndo(raw.Aux(), g, p.oldSize)
 	created := map[int]bool{}
 	aux := raw.Aux()
 	for i := range g.lanes {

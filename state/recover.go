@@ -16,15 +16,16 @@ import (
 // maxLostIDs bounds RecoveryReport.LostIDs.
 const maxLostIDs = 100
 
-// errOldAux marks a segment of aux version 1, which has no index header:
-// Open migrates it (by the same path as a layout change) instead of
-// attaching it.
-var errOldAux = errors.New("segment of aux version 1 (no crash-safe index header): converted to version 2")
+// errOldAux marks a segment of an older aux version (1 has no index
+// header, 2 no transaction journal): Open migrates it (by the same path as
+// a layout change) instead of attaching it.
+var errOldAux = errors.New("segment of an older aux version (without the crash-safe index header or the transaction journal): converted to version 3")
 
 // recover makes a segment whose owner died consistent again, before anyone
-// else uses it. The fast path touches the lanes' journals and the few
-// index clusters they name, never the records as a whole: every update cut
-// short is rolled back from its undo record, every create cut short is
+// else uses it. The fast path touches the lanes' journals, the transaction
+// journal and the few index clusters they name, never the records as a
+// whole: every update or transaction cut short is rolled back from its
+// undo records, every create cut short is
 // removed and every delete cut short finished, and the id index (trusted:
 // see index.go) is repaired where such a create or delete touched it.
 // Checking every record's checksum is left to the background scrub.
@@ -51,6 +52,7 @@ func (s *Store[T]) recover(untrusted error) RecoveryReport {
 	for i := range s.lanes {
 		s.finishLane(i, why == nil, &rr)
 	}
+	s.finishTx(&rr)
 	if why != nil {
 		rr.IndexRebuilt = why.Error()
 		s.log.Warn("state: the index cannot be trusted; checking every record and rebuilding it", "cause", why)
@@ -67,6 +69,9 @@ func (s *Store[T]) recover(untrusted error) RecoveryReport {
 // an entry no store writes, or a delete whose record fails its check (its
 // id field says which index cluster to repair, so it must be whole).
 func (s *Store[T]) checkJournal() error {
+	if err := s.checkTxJournal(); err != nil {
+		return err
+	}
 	for i := range s.lanes {
 		w := atomic.LoadUint64(s.lanes[i].active)
 		kind, slot := w>>32, int(uint32(w))

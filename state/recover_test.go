@@ -243,30 +243,38 @@ func TestIndexRepairAfterRemoveCutShort(t *testing.T) {
 	}
 }
 
-// A segment of aux version 1 (no index header) is converted, not refused
-// and not attached: the players are all there after.
+// A segment of an older aux version (1: no index header, 2: no
+// transaction journal) is converted, not refused and not attached: the
+// players are all there after.
 func TestOldAuxSegmentIsConverted(t *testing.T) {
-	const n = 500
-	opts := testOptions(t, n)
-	s, _ := mustOpen[Player](t, opts)
-	fill(t, s, n)
-	b := s.aux
-	le := binary.LittleEndian
-	le.PutUint32(b[offAuxVersion:], 1)
-	le.PutUint64(b[offAuxIndex:], uint64(s.geom.index-indexHeader))
-	le.PutUint32(b[offAuxSum:], crc32.Checksum(b[:offAuxSum], castagnoli))
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	for v := 1; v < auxVersion; v++ {
+		t.Run(fmt.Sprint("version-", v), func(t *testing.T) {
+			const n = 500
+			opts := testOptions(t, n)
+			s, _ := mustOpen[Player](t, opts)
+			fill(t, s, n)
+			// What version v puts where: the records' undo journal
+			// (unchanged since 1) is all a conversion reads of it.
+			old := planAux(v, s.geom.lanes, s.geom.recSize, s.geom.capacity)
+			b := s.aux
+			le := binary.LittleEndian
+			le.PutUint32(b[offAuxVersion:], uint32(v))
+			le.PutUint64(b[offAuxIndex:], uint64(old.index))
+			le.PutUint32(b[offAuxSum:], crc32.Checksum(b[:offAuxSum], castagnoli))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, rep := mustOpen[Player](t, opts)
+			defer s.Close()
+			if rep.How != Migrated || rep.Reason != errOldAux.Error() {
+				t.Fatalf("open of a version %d segment: %v", v, rep)
+			}
+			if s.geom.version != auxVersion {
+				t.Fatalf("aux version %d after the conversion", s.geom.version)
+			}
+			checkPlayers(t, s, n)
+		})
 	}
-	s, rep := mustOpen[Player](t, opts)
-	defer s.Close()
-	if rep.How != Migrated || rep.Reason != errOldAux.Error() {
-		t.Fatalf("open of a version 1 segment: %v", rep)
-	}
-	if s.geom.version != auxVersion {
-		t.Fatalf("aux version %d after the conversion", s.geom.version)
-	}
-	checkPlayers(t, s, n)
 }
 
 // entries are a table's non-empty entries, sorted.

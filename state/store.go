@@ -101,7 +101,10 @@ type Store[T any] struct {
 	aux     []byte
 	geom    auxGeom
 	lanes   []lane[T]
-	locks   []slotGen // per slot: see lock.go
+	txj     *txJournal[T] // in the segment: see txjournal.go
+	txMu    sync.Mutex    // the transaction journal's writer
+	txPool  sync.Pool     // of *txn[T]
+	locks   []slotGen     // per slot: see lock.go
 	idx     index
 	recSize uintptr
 
@@ -215,7 +218,7 @@ func attach[T any](opts Options, rep *OpenReport) (*Store[T], error) {
 		return nil, err
 	}
 	info := p.Info()
-	busy := s.activeLanes()
+	busy := s.activeJournals()
 	crashed := info.How == shmpool.AttachedAfterCrash || busy > 0
 	// The index header is checked on every attach; the table itself and the
 	// records are checked by the background scrub once serving has started.
@@ -231,7 +234,7 @@ func attach[T any](opts Options, rep *OpenReport) (*Store[T], error) {
 			case info.How == shmpool.AttachedAfterCrash:
 				rep.Reason = fmt.Sprintf("previous owner pid %d did not close the segment", info.PrevOwnerPID)
 			case busy > 0:
-				rep.Reason = fmt.Sprintf("segment marked clean but %d journal lanes were active", busy)
+				rep.Reason = fmt.Sprintf("segment marked clean but %d journal entries were active", busy)
 			default:
 				rep.Reason = "segment closed cleanly, but its index cannot be trusted"
 			}
@@ -254,6 +257,10 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 		return nil, fmt.Errorf("%w: %w (segment %s)", shmpool.ErrLayout, errOldAux, p.Info().Path)
 	}
 	s.geom = g
+	if s.txj, err = bindTxJournal[T](s.aux, g); err != nil {
+		return nil, err
+	}
+	s.txPool.New = func() any { return new(txn[T]) }
 	vl, err := shmpool.Describe(reflect.TypeFor[T]())
 	if err != nil {
 		return nil, err
@@ -350,7 +357,7 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 	return fn(v)
 }
 
-// commit writes h.scratch.Val into rec. The order is the whole crash-safety
+// commit writes scratch.Val into rec. The order is the whole crash-safety
 // argument: (1) save the old record in the lane's undo slot, (2) publish
 // the journal entry, (3) write the record, (4) retire the entry. A crash
 // before (2) leaves the old record untouched; between (2) and (4) recovery
@@ -362,12 +369,12 @@ func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
 //
 // The lane mutex is the only lock a commit takes: each slot has one
 // writer (its player's lane), and readers take nothing.
-func (s *Store[T]) commit(ln *lane[T], h *laneHold[T], slot uint32, rec *record[T]) {
-	sum := recordSum(recordBytes(&h.scratch))
+func (s *Store[T]) commit(ln *lane[T], scratch *record[T], slot uint32, rec *record[T]) {
+	sum := recordSum(recordBytes(scratch))
 	*ln.undo = *rec
 	journalStore(ln.active, journalUpdate<<32|uint64(slot))
 	q := seqBegin(&rec.Seq)
-	rec.Val = h.scratch.Val
+	rec.Val = scratch.Val
 	rec.Sum = sum
 	seqEnd(&rec.Seq, q)
 	journalStore(ln.active, 0)
@@ -552,12 +559,17 @@ func (s *Store[T]) closeSegment() error {
 	return nil
 }
 
-func (s *Store[T]) activeLanes() int {
+// activeJournals counts the journal entries (lanes' and the transaction
+// journal's) that are not idle.
+func (s *Store[T]) activeJournals() int {
 	n := 0
 	for i := range s.lanes {
 		if atomic.LoadUint64(s.lanes[i].active) != 0 {
 			n++
 		}
+	}
+	if atomic.LoadUint64(&s.txj.word) != 0 {
+		n++
 	}
 	return n
 }

@@ -13,29 +13,74 @@ import (
 //
 // The zero value is ready to use.
 type Guard struct {
-	// w is lane<<32 | seq<<8 | phase, in one word so that Run publishes
-	// all three with one store and Fence checks them with one
-	// compare-and-swap. seq counts Runs, so that a token from Running
-	// fences that transaction and never a later one.
+	// w is lane<<32 | seq<<8 | held<<4 | phase, in one word so that Run
+	// publishes them with one store and Fence checks them with one
+	// compare-and-swap. seq counts transactions, so that a token from
+	// Running fences that transaction and never a later one. held is 0
+	// for a transaction holding one lane (the lane field), else the
+	// number of lanes a RunMulti holds, listed in lanes.
 	w atomic.Uint64
+	// lanes lists a RunMulti's lanes, 16 bits each, written before w
+	// publishes the transaction. Fence reads them before its
+	// compare-and-swap: if they changed meanwhile, so did w, and the
+	// swap fails.
+	lanes [2]atomic.Uint64
 }
 
-// Guard phases.
+// Guard phases (the low 4 bits of w).
 const (
 	phaseIdle    = 0
 	phaseRunning = 1 // Run holds the lane; Fence may take it away
 	phaseClaimed = 2 // the callback returned (or claimed early); the commit is Run's
 	phaseFenced  = 3 // Fence took the lane; the transaction never commits
+	phaseMask    = 0xf
 )
 
-// Lane is the lane of the transaction g runs or ran last (see Store.LaneOf).
+// start publishes a new transaction on lane (the one Lane reports),
+// holding held lanes listed in g.lanes (0: lane alone).
+func (g *Guard) start(lane, held uint64) {
+	seq := (g.w.Load()>>8 + 1) & 0xffffff
+	g.w.Store(lane<<32 | seq<<8 | held<<4 | phaseRunning)
+}
+
+// startMulti publishes a transaction holding lanes (ascending, distinct);
+// Lane reports first.
+func (g *Guard) startMulti(first int, lanes []int) {
+	if len(lanes) == 1 {
+		g.start(uint64(first), 0)
+		return
+	}
+	var w [2]uint64
+	for i, l := range lanes {
+		w[i/4] |= uint64(l) << (16 * (i % 4))
+	}
+	g.lanes[0].Store(w[0])
+	g.lanes[1].Store(w[1])
+	g.start(uint64(first), uint64(len(lanes)))
+}
+
+// held appends the lanes that token's transaction holds to out.
+func (g *Guard) held(token uint64, out []int) []int {
+	n := int(token >> 4 & 0xf)
+	if n == 0 {
+		return append(out, int(token>>32))
+	}
+	w := [2]uint64{g.lanes[0].Load(), g.lanes[1].Load()}
+	for i := range min(n, MaxTxPlayers) {
+		out = append(out, int(uint16(w[i/4]>>(16*(i%4)))))
+	}
+	return out
+}
+
+// Lane is the lane of the transaction g runs or ran last (see Store.LaneOf):
+// for a RunMulti, the lane of its first player.
 func (g *Guard) Lane() int { return int(g.w.Load() >> 32) }
 
 // Running returns a token naming the transaction g is running now, for
 // Fence, and false if g runs none (or its callback already returned).
 func (g *Guard) Running() (token uint64, ok bool) {
 	w := g.w.Load()
-	return w, w&0xff == phaseRunning
+	return w, w&phaseMask == phaseRunning
 }
 
 // Claim ends the window in which Fence can give up on g's running
@@ -48,17 +93,17 @@ func (g *Guard) Running() (token uint64, ok bool) {
 // after the callback returns.
 func (g *Guard) Claim() bool {
 	w := g.w.Load()
-	switch w & 0xff {
+	switch w & phaseMask {
 	case phaseClaimed:
 		return true
 	case phaseRunning:
-		return g.w.CompareAndSwap(w, w&^0xff|phaseClaimed)
+		return g.w.CompareAndSwap(w, w&^phaseMask|phaseClaimed)
 	}
 	return false
 }
 
 // Fenced reports whether Fence gave up on g's transaction.
-func (g *Guard) Fenced() bool { return g.w.Load()&0xff == phaseFenced }
+func (g *Guard) Fenced() bool { return g.w.Load()&phaseMask == phaseFenced }
 
 // LaneOf is the lane that runs player id's transactions: a number in
 // [0, Lanes()). Players of one lane are served one transaction at a time.
@@ -89,8 +134,7 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 	ln := &s.lanes[li]
 	h := ln.lock()
 	if g != nil {
-		seq := (g.w.Load()>>8 + 1) & 0xffffff
-		g.w.Store(uint64(li)<<32 | seq<<8 | phaseRunning)
+		g.start(uint64(li), 0)
 	}
 	ok := false
 	defer func() {
@@ -111,18 +155,18 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 		return ErrFenced // Fence released the lane; h is no longer ours
 	}
 	if err == nil {
-		s.commit(ln, h, slot, rec)
+		s.commit(ln, &h.scratch, slot, rec)
 	}
 	h.mu.Unlock()
 	return err
 }
 
 // Fence gives up on the transaction that token (from g.Running) names: it
-// can never commit, whatever its callback does after this, and its lane is
-// handed at once to a fresh hold (mutex and scratch), so the other players
-// of the lane are served again while the stuck callback keeps its
-// goroutine (Go cannot stop one). Writes the callback makes to its copy
-// after this are dropped with it.
+// can never commit, whatever its callback does after this, and its lane
+// (every lane, for a RunMulti) is handed at once to a fresh hold (mutex
+// and scratch), so the other players of the lane are served again while
+// the stuck callback keeps its goroutine (Go cannot stop one). Writes the
+// callback makes to its copies after this are dropped with them.
 //
 // whileHeld, if not nil, runs after the fence and before any other
 // transaction gets the lane: a watchdog rolls the stuck version back there,
@@ -132,20 +176,30 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 // longer running: its callback returned (it ends normally), or g has
 // moved on to another transaction.
 func (s *Store[T]) Fence(g *Guard, token uint64, whileHeld func()) bool {
-	if token&0xff != phaseRunning || !g.w.CompareAndSwap(token, token&^0xff|phaseFenced) {
+	if token&phaseMask != phaseRunning {
 		return false
 	}
-	ln := &s.lanes[token>>32]
-	old := ln.cur.Load() // the hold g took: only Fence of its holder replaces it
-	fresh := &laneHold[T]{}
-	fresh.mu.Lock()
-	ln.cur.Store(fresh)
-	old.dead.Store(true)
-	old.mu.Unlock() // a Mutex may be unlocked by another goroutine than its locker
+	var buf [MaxTxPlayers]int
+	lanes := g.held(token, buf[:0]) // before the swap: see Guard.lanes
+	if !g.w.CompareAndSwap(token, token&^phaseMask|phaseFenced) {
+		return false
+	}
+	fresh := make([]*laneHold[T], len(lanes))
+	for i, li := range lanes {
+		ln := &s.lanes[li]
+		old := ln.cur.Load() // the hold g took: only Fence of its holder replaces it
+		fresh[i] = &laneHold[T]{}
+		fresh[i].mu.Lock() // held until whileHeld has run
+		ln.cur.Store(fresh[i])
+		old.dead.Store(true)
+		old.mu.Unlock() // a Mutex may be unlocked by another goroutine than its locker
+	}
 	if whileHeld != nil {
 		whileHeld()
 	}
-	fresh.mu.Unlock()
+	for _, h := range fresh {
+		h.mu.Unlock()
+	}
 	return true
 }
 
