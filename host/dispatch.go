@@ -76,9 +76,13 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	c := &s.call
 	c.Reset()
 	c.Player, c.Msg, c.Args, c.Now, c.Config, c.Log = s.player, f.Cmd, f.Args, start, h.config.current().Value, h.log
+	ids, err := h.otherPlayers(s, c, idx)
+	if err != nil {
+		return h.replyFor(c, err), nil
+	}
 	var e loader.Entry
-	err := h.store.Run(s.player, s.guard, func(p *T) (err error) {
-		// The table is loaded once the lane is held, so that a request
+	body := func(p *T, others []*T) (err error) {
+		// The table is loaded once the lanes are held, so that a request
 		// queued behind a version's fence or rollback runs on the version
 		// that replaced it; the whole request runs on this one table.
 		e = h.loader.Current().At(idx)
@@ -94,7 +98,7 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 		defer func() {
 			r := recover()
 			if !s.guard.Claim() {
-				err = errFenced // the lane is someone else's now: write nothing of it
+				err = errFenced // the lanes are someone else's now: write nothing of them
 				return
 			}
 			h.marks.Clear(li)
@@ -105,8 +109,23 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 			h.lanes[li].count(serial, err, time.Since(start))
 		}()
 		c.State = p
+		if len(others) > 0 {
+			states := make([]any, len(others))
+			for i, o := range others {
+				states[i] = o
+			}
+			c.SetOthers(ids[1:], states)
+		}
 		return e.Handler()(c)
-	})
+	}
+	if len(ids) > 1 {
+		err = h.store.RunMulti(ids, s.guard, func(vs []*T) error { return body(vs[0], vs[1:]) })
+		if errors.Is(err, state.ErrNotFound) {
+			return errReply("player", "%v", err), nil // a player the request names does not exist
+		}
+	} else {
+		err = h.store.Run(s.player, s.guard, func(p *T) error { return body(p, nil) })
+	}
 	switch {
 	case errors.Is(err, errFenced), errors.Is(err, state.ErrFenced):
 		return Reply{}, errFenced
@@ -129,6 +148,32 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 // errNoHandler: the message lost its handler between lookup and lane (a
 // version that dropped it was activated meanwhile).
 var errNoHandler = errors.New("host: no handler")
+
+// otherPlayers asks the handling module which other players a call of
+// message idx touches (abi.Module.Others), before the transaction: the
+// caller first, then those, at most abi.MaxPlayers in all. A single-player
+// message gives just the caller. The module's function is plugin code: a
+// panic in it is an internal error like a handler's.
+func (h *Host[T, C]) otherPlayers(s *session, c *abi.Call, idx int) (ids []uint64, err error) {
+	e := h.loader.Current().At(idx)
+	others := e.Others()
+	if others == nil {
+		return s.ids[:1:1], nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = e.Panicked(r)
+		}
+	}()
+	more, err := others(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(more)+1 > abi.MaxPlayers {
+		return nil, abi.Fail("players", "%s touches %d players; one transaction touches at most %d", c.Msg, len(more)+1, abi.MaxPlayers)
+	}
+	return append([]uint64{s.player}, more...), nil
+}
 
 // count adds one call of version serial to the lane; the caller holds the
 // lane (after Guard.Claim).
@@ -164,6 +209,8 @@ func replyCode(err error) string {
 		return ae.Code
 	case errors.Is(err, loader.ErrPanic), errors.Is(err, state.ErrPanic):
 		return "internal"
+	case errors.Is(err, state.ErrBadPlayers):
+		return "usage"
 	case errors.Is(err, state.ErrNotFound):
 		return "nologin"
 	}
@@ -183,6 +230,8 @@ func (h *Host[T, C]) replyFor(c *abi.Call, err error) Reply {
 		return errReply("internal", "the handler failed; nothing was changed")
 	case code == "nologin":
 		return errReply("nologin", "player %d has no state; log in again", c.Player)
+	case code == "usage":
+		return errReply("usage", "%v", err)
 	default:
 		h.log.Warn("request failed", "player", c.Player, "msg", c.Msg, "err", err)
 		return errReply("failed", "%v", err)

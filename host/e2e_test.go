@@ -39,9 +39,10 @@ var setup = sync.OnceValue(func() error {
 	}
 	staging = filepath.Join(dir, "staging")
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	for _, p := range [][3]string{{"plugins/coin/v1", "coin", "1.0.0"}, {"plugins/coin/v2", "coin", "2.0.0"},
-		{"plugins/shop", "shop", "1.0.0"}, {"plugins/profile", "profile", "1.0.0"}, {"plugins/social", "social", "1.0.0"}} {
+		{"plugins/shop", "shop", "1.0.0"}, {"plugins/profile", "profile", "1.0.0"}, {"plugins/social", "social", "1.0.0"},
+		{"plugins/market", "market", "1.0.0"}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -78,7 +79,7 @@ func startHost(t *testing.T, args ...string) (*hostproc.Proc, hostproc.Config) {
 	t.Cleanup(func() { os.RemoveAll(shm) })
 	plugins := filepath.Join(dir, "plugins-dir")
 	os.MkdirAll(plugins, 0o700)
-	for _, so := range []string{"coin-1.0.0.so", "shop-1.0.0.so", "profile-1.0.0.so", "social-1.0.0.so"} {
+	for _, so := range []string{"coin-1.0.0.so", "shop-1.0.0.so", "profile-1.0.0.so", "social-1.0.0.so", "market-1.0.0.so"} {
 		if err := hostproc.Install(filepath.Join(staging, so), plugins); err != nil {
 			t.Fatal(err)
 		}

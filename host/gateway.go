@@ -22,6 +22,7 @@ type session struct {
 	codec   *lineCodec
 	release func() // gives back the connection slot
 	player  uint64
+	ids     [1]uint64 // player, as the one-player transaction's id list
 	guard   *state.Guard
 	// busy is startUnixMilli<<16 | serial+1 while a handler runs, else 0:
 	// one word the watchdog and the status page read without a lock.
@@ -233,7 +234,7 @@ func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
 	}
 	r := h.login(id, now)
 	if r.OK && s.player == 0 {
-		s.player = id
+		s.player, s.ids[0] = id, id
 		h.players.add(id, s)
 	}
 	return r

@@ -125,6 +125,15 @@ func (e Entry) Usage() string {
 	return e.e.v.mod.Usage[e.e.msg]
 }
 
+// Others is the module's function naming the other players a call of this
+// message touches (abi.Module.Others), or nil for a single-player message.
+func (e Entry) Others() func(*abi.Call) ([]uint64, error) {
+	if !e.Valid() {
+		return nil
+	}
+	return e.e.v.mod.Others[e.e.msg]
+}
+
 // Handler is the entry's raw handler, for a host that accounts and recovers
 // per request itself (one recover per request, per-lane counters; see
 // Serial and Panicked). Calls made through it are not counted on the
