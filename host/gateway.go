@@ -18,7 +18,7 @@ import (
 // what the watchdog needs to see and fence its running request.
 type session struct {
 	conn    net.Conn
-	codec   *lineCodec
+	codec   Codec
 	release func() // gives back the connection slot
 	player  uint64
 	guard   *state.Guard
@@ -39,7 +39,7 @@ type session struct {
 	handedOver chan struct{}
 }
 
-func newSession(conn net.Conn, codec *lineCodec, release func()) *session {
+func newSession(conn net.Conn, codec Codec, release func()) *session {
 	return &session{conn: conn, codec: codec, release: release, guard: new(state.Guard), handedOver: make(chan struct{})}
 }
 
