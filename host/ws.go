@@ -31,24 +31,44 @@ const wsPath = "/ws"
 //go:embed webclient
 var webclientFiles embed.FS
 
-// wsCodec is the line protocol over WebSocket messages.
+// wsCodec is the line protocol over WebSocket messages. It writes through
+// a lineCodec, whose every line (reply or push) becomes one message, so
+// the two codecs cannot drift apart.
 type wsCodec struct {
-	ws  *websocket.Conn
-	buf []byte // MaxFrame and a line end: ParseFrame judges what fits, a fuller message is too long
-	max int
-
-	mu   sync.Mutex // writes may come from the session and from pushes
-	text bytes.Buffer
-	line *lineCodec // formats a reply into text exactly as on the line protocol
+	*lineCodec // writes, and holds MaxFrame; ReadFrame below reads messages
+	ws         *websocket.Conn
+	buf        []byte // MaxFrame and a line end: ParseFrame judges what fits, a fuller message is too long
 }
 
 func newWSCodec(ws *websocket.Conn, maxFrame int) *wsCodec {
 	// The codec bounds messages itself, answering `err frame` and going on
 	// as the line codec does; the library's limit would close the socket.
 	ws.SetReadLimit(-1)
-	c := &wsCodec{ws: ws, buf: make([]byte, maxFrame+2), max: maxFrame}
-	c.line = &lineCodec{w: bufio.NewWriterSize(&c.text, 512), max: maxFrame}
-	return c
+	lines := &wsLines{ws: ws}
+	return &wsCodec{lineCodec: &lineCodec{w: bufio.NewWriterSize(lines, 512), max: maxFrame}, ws: ws,
+		buf: make([]byte, maxFrame+2)}
+}
+
+// wsLines sends each line written to it as one text message, without its
+// newline.
+type wsLines struct {
+	ws      *websocket.Conn
+	pending []byte // the start of a line longer than the writer's buffer
+}
+
+func (w *wsLines) Write(p []byte) (int, error) {
+	w.pending = append(w.pending, p...)
+	for {
+		i := bytes.IndexByte(w.pending, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if err := w.ws.Write(context.Background(), websocket.MessageText, w.pending[:i]); err != nil {
+			w.pending = w.pending[:0]
+			return 0, err
+		}
+		w.pending = w.pending[:copy(w.pending, w.pending[i+1:])]
+	}
 }
 
 // ReadFrame reads one message. The session's read deadline is set on the
@@ -87,18 +107,6 @@ func wsReadError(err error) error {
 		return io.EOF
 	}
 	return err
-}
-
-// WriteReply sends r as one text message.
-func (c *wsCodec) WriteReply(r Reply) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.text.Reset()
-	if err := c.line.WriteReply(r); err != nil {
-		return err
-	}
-	msg := bytes.TrimSuffix(c.text.Bytes(), []byte("\n"))
-	return c.ws.Write(context.Background(), websocket.MessageText, msg)
 }
 
 // wsServer is the WebSocket listener's HTTP server.
