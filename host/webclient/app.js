@@ -89,6 +89,7 @@
       badge.textContent = "v" + v[1];
       li.append(badge);
     }
+    log.scrollTop = log.scrollHeight;
     if (cmd === "help" && ok) showModules(text);
     if (cmd === "login") {
       if (ok) {
