@@ -19,7 +19,7 @@ import (
 // what the watchdog needs to see and fence its running request.
 type session struct {
 	conn    net.Conn
-	codec   *lineCodec
+	codec   Codec
 	release func() // gives back the connection slot
 	player  uint64
 	ids     [1]uint64 // player, as the one-player transaction's id list
@@ -51,7 +51,7 @@ func (s *session) writeReply(r Reply) error {
 	return s.codec.WriteReply(r)
 }
 
-func newSession(conn net.Conn, codec *lineCodec, release func()) *session {
+func newSession(conn net.Conn, codec Codec, release func()) *session {
 	return &session{conn: conn, codec: codec, release: release, guard: new(state.Guard), handedOver: make(chan struct{})}
 }
 

@@ -155,6 +155,12 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("host: listen for clients: %w", err)
 	}
 	h.clientAddr = clientLn.Addr()
+	ws, err := h.listenWS() // browsers, when Options.WSListen is set (ws.go)
+	if err != nil {
+		clientLn.Close()
+		return err
+	}
+	defer ws.stop()
 	adminLn, err := listenUnix(o.AdminSocket)
 	if err != nil {
 		clientLn.Close()
@@ -178,6 +184,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	}
 	h.connsDone.Add(1)
 	go h.serveClients(clientLn)
+	ws.serve()
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
@@ -202,6 +209,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	// then whatever still runs is fenced, so nothing commits after the
 	// final snapshot and a stuck handler cannot hold the shutdown.
 	clientLn.Close()
+	ws.stop()
 	h.draining.Store(true)
 	h.connMu.Lock()
 	for s := range h.conns {

@@ -27,6 +27,7 @@ type Game[T, C any] struct {
 // ones has a default that works on one machine with nothing else installed.
 type Options struct {
 	Listen          string        // client TCP address; default 127.0.0.1:7070
+	WSListen        string        // browser clients: the web page and its WebSocket (ws.go); default off
 	AdminSocket     string        // admin HTTP on a Unix socket (mode 0600); default <DataDir>/admin.sock
 	AdminAddr       string        // optional admin HTTP on TCP; requires AdminToken
 	AdminToken      string        // bearer token for AdminAddr, compared in constant time

@@ -5,6 +5,7 @@
 //	hothost                       # clients on 127.0.0.1:7070, admin on data/admin.sock
 //	nc 127.0.0.1 7070             # login 42, work, buy sword, name Ada, whoami
 //	hotctl status                 # see cmd/hotctl
+//	hothost -ws-listen 127.0.0.1:7071   # and a browser on http://127.0.0.1:7071/
 //
 // The same binary is the plugin preflight child when the loader re-executes
 // it (HOTHOST_PREFLIGHT set): that check must come before anything else.
@@ -32,6 +33,7 @@ func main() {
 	}
 	var o host.Options
 	flag.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "client TCP address")
+	flag.StringVar(&o.WSListen, "ws-listen", "", "serve browsers on this address: the game's web page at / and its WebSocket at /ws (e.g. 127.0.0.1:7071; default off)")
 	flag.StringVar(&o.DataDir, "data", "data", "data directory: snapshots, audit log, admin socket, config")
 	flag.StringVar(&o.AdminSocket, "admin-socket", "", "admin Unix socket (default <data>/admin.sock)")
 	flag.StringVar(&o.AdminAddr, "admin-addr", "", "also serve admin on this TCP address (needs -admin-token-file)")
