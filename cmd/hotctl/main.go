@@ -10,11 +10,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,6 +35,11 @@ Commands:
   unpin <module>              let the newest compatible version take over again
   reload                      poll the plugin and config directories now
   player <id>                 a player's state, decoded through the stored schema
+  player export <id> [-o file]
+                              the player as a JSON document (values by field name, with the layout)
+  player import <file> [-id N] [-replace]
+                              write an exported player into this host ("-" reads stdin), converted
+                              by field name; -id imports it as another player, -replace overwrites one
   snapshot                    write a snapshot now
   drain                       refuse new requests (clients get "err draining")
   shutdown                    drain, final snapshot, clean shutdown
@@ -63,33 +66,19 @@ func main() {
 	if fs.Arg(0) == "ticket" {
 		os.Exit(ticketCmd(fs.Args()[1:], filepath.Join(filepath.Dir(*socket), "ticket.key"), time.Now(), os.Stdout, os.Stderr))
 	}
+	admin := newAdminClient(*socket, *addr, *token, *timeout)
+	switch cmd := fs.Arg(0); {
+	case cmd == "player" && fs.NArg() > 1 && (fs.Arg(1) == "export" || fs.Arg(1) == "import"):
+		os.Exit(playerCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
+	}
 	method, path, err := route(fs.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hotctl:", err)
 		fs.Usage()
 		os.Exit(2)
 	}
-	client, base := &http.Client{Timeout: *timeout}, "http://"+*addr
-	if *addr == "" {
-		base = "http://hothost"
-		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", *socket)
-		}}
-	}
-	req, err := http.NewRequest(method, base+path, nil)
+	resp, err := admin.do(context.Background(), method, path, nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hotctl:", err)
-		os.Exit(2)
-	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) && *addr == "" {
-			err = fmt.Errorf("%w (is hothost running with its admin socket at %s?)", err, *socket)
-		}
 		fmt.Fprintln(os.Stderr, "hotctl:", err)
 		os.Exit(1)
 	}
@@ -140,6 +129,6 @@ func route(args []string) (method, path string, err error) {
 		return http.MethodGet, "/v1/player" + q("id", args[1]), nil
 	default:
 		return "", "", fmt.Errorf("unknown command %q (commands: %s)", cmd,
-			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics"}, ", "))
+			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics", "ticket"}, ", "))
 	}
 }
