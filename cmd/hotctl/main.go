@@ -40,6 +40,8 @@ Commands:
   player import <file> [-id N] [-replace]
                               write an exported player into this host ("-" reads stdin), converted
                               by field name; -id imports it as another player, -replace overwrites one
+  dashboard [-listen 127.0.0.1:0]
+                              serve the host's live dashboard on a local port and print its URL
   snapshot                    write a snapshot now
   drain                       refuse new requests (clients get "err draining")
   shutdown                    drain, final snapshot, clean shutdown
@@ -68,6 +70,8 @@ func main() {
 	}
 	admin := newAdminClient(*socket, *addr, *token, *timeout)
 	switch cmd := fs.Arg(0); {
+	case cmd == "dashboard":
+		os.Exit(dashboardCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
 	case cmd == "player" && fs.NArg() > 1 && (fs.Arg(1) == "export" || fs.Arg(1) == "import"):
 		os.Exit(playerCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
 	}
@@ -129,6 +133,6 @@ func route(args []string) (method, path string, err error) {
 		return http.MethodGet, "/v1/player" + q("id", args[1]), nil
 	default:
 		return "", "", fmt.Errorf("unknown command %q (commands: %s)", cmd,
-			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics", "ticket"}, ", "))
+			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics", "dashboard", "ticket"}, ", "))
 	}
 }
