@@ -125,4 +125,6 @@ func dashboardProxy(a *adminClient, key string, log io.Writer) http.Handler {
 	})
 }
 
-func sameKey(got, want string) bool { return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 }
+func sameKey(got, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
