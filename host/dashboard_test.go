@@ -165,10 +165,13 @@ func chromium(t *testing.T) string {
 // with the page's button and its confirmation, and keeps a screenshot.
 func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 	exe := chromium(t)
+	began := time.Now()
+	step := func(what string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), what) }
 	p, cfg := startHost(t)
 	l := startLoad(t, p, 4)
 	waitAcks(t, l, 200)
 	url, proxyLog := startDashboard(t, p)
+	step("host, load and hotctl dashboard running")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -187,23 +190,27 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Navigate(url), chromedp.Navigate(url[:strings.Index(url, "/?key=")]+"/dashboard/?poll=250")); err != nil {
 		fail("open the dashboard", err)
 	}
+	step("dashboard open")
 	row := func(version, state string) chromedp.CSS {
 		return chromedp.CSS(`#timeline g.tl-row[data-module="coin"][data-version="` + version + `"][data-state="` + state + `"]`)
 	}
 	if err := chromedp.Do(bctx, chromedp.WaitReady(row("1.0.0", "active")), chromedp.WaitReady(chromedp.CSS(`#chart-rate path.series[data-series="coin 1.0.0"]`))); err != nil {
 		fail("coin 1.0.0 active with a request series", err)
 	}
+	step("coin 1.0.0 active with a request series")
 
 	if err := hostproc.Install(filepath.Join(staging, "coin-2.0.0.so"), filepath.Join(cfg.Dir, "plugins-dir")); err != nil {
 		t.Fatal(err)
 	}
 	waitActive(t, p, "coin", "2.0.0")
+	step("coin 2.0.0 active")
 	if err := chromedp.Do(bctx, chromedp.WaitReady(row("2.0.0", "active")), chromedp.WaitReady(row("1.0.0", "standby")),
 		chromedp.WaitReady(chromedp.CSS(`#chart-rate path.series[data-series="coin 2.0.0"]`)),
 		chromedp.WaitReady(chromedp.CSS(`#chart-p99 path.series[data-series="coin 2.0.0"]`)),
 		chromedp.WaitReady(chromedp.CSS(`#series-legend li[data-series="coin 2.0.0"]`))); err != nil {
 		fail("the swap to coin 2.0.0 in the timeline and the charts", err)
 	}
+	step("the page shows the swap")
 	hover, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.CSS(`#timeline g.tl-row[data-version="1.0.0"][data-module="coin"] title`)))
 	if err != nil || !strings.Contains(hover, "standby") || !strings.Contains(hover, "replaced by 2.0.0") {
 		t.Fatalf("the timeline's hover text for coin 1.0.0: %q %v, want its state and reason", hover, err)
@@ -226,10 +233,13 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 		fail("confirm the rollback", err)
 	}
 	waitActive(t, p, "coin", "1.0.0")
+	step("rolled back from the page")
 	if s, reason := stateOf(t, p, "coin", "2.0.0"); s != "rolled back" {
 		t.Fatalf("coin 2.0.0 after the page's rollback: %s (%s), want rolled back", s, reason)
 	}
-	if got := auditLines(t, cfg, "/v1/rollback"); len(got) != 1 || got[0] != "POST /v1/rollback?module=coin 200" {
+	// The audit line is written as the call answers: the state can be
+	// seen a moment before it.
+	if got := waitAudit(t, cfg, "/v1/rollback"); len(got) != 1 || got[0] != "POST /v1/rollback?module=coin 200" {
 		t.Fatalf("rollbacks in the audit log: %q, want exactly the confirmed one", got)
 	}
 	if err := chromedp.Do(bctx, chromedp.WaitReady(row("1.0.0", "active")), chromedp.WaitReady(row("2.0.0", "rolled back"))); err != nil {
@@ -245,11 +255,24 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkScreenshot(t, file)
+	step("screenshot")
 
 	res := l.Stop()
 	if res.Failed > 0 || res.Transport > 0 {
 		t.Fatalf("%d failed and %d lost requests during the swap and the rollback: %v", res.Failed, res.Transport, res.Codes)
 	}
+}
+
+// waitAudit polls the audit log until it has a line about filter.
+func waitAudit(t *testing.T, cfg hostproc.Config, filter string) []string {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < time.Minute; time.Sleep(20 * time.Millisecond) {
+		if got := auditLines(t, cfg, filter); len(got) > 0 {
+			return got
+		}
+	}
+	t.Fatalf("no %s call in the audit log", filter)
+	return nil
 }
 
 // checkScreenshot decodes the PNG at file and checks it shows something:

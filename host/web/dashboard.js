@@ -104,6 +104,10 @@ function addUsage(us) {
     const pts = S.series.get(key(v)) || [];
     pts.push({ t, rate: dReq / dt, errors: dErr / dt, p99: quantile(0.99, v.latency, p && p.latency) });
     while (pts.length && pts[0].t < t - CHART_SECONDS) pts.shift();
+    if (pts.every((q) => q.rate === 0)) { // idle for the whole window: off the charts
+      S.series.delete(key(v));
+      continue;
+    }
     S.series.set(key(v), pts);
   }
 }
@@ -287,20 +291,26 @@ function renderChart(id, field, scale, now) {
   const W = Math.max(svg.clientWidth || 320, 240), H = 160, L = 44, R = 8, T = 8, B = 20;
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
   svg.setAttribute('height', H);
-  const t0 = now - CHART_SECONDS;
+  // The last CHART_SECONDS, or less while the page is young, so that the
+  // first minute is not a sliver at the right edge.
+  let first = now;
+  for (const pts of S.series.values()) if (pts.length) first = Math.min(first, pts[0].t);
+  const span = Math.min(CHART_SECONDS, Math.max(30, now - first));
+  const t0 = now - span;
   let max = 0;
   for (const pts of S.series.values()) for (const p of pts) if (p[field] != null) max = Math.max(max, p[field] * scale);
   max = max > 0 ? max * 1.15 : 1;
-  const x = (t) => L + ((t - t0) / CHART_SECONDS) * (W - L - R);
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const y = (v) => T + (1 - v / max) * (H - T - B);
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4;
     svg.appendChild(el('svg:line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
     svg.appendChild(el('svg:text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
   }
-  for (let m = 0; m <= CHART_SECONDS / 60; m++) {
-    const t = now - m * 60;
-    svg.appendChild(el('svg:text', { x: x(t), y: H - 4, 'text-anchor': m === 0 ? 'end' : 'middle' }, m === 0 ? 'now' : `-${m}m`));
+  const tick = niceStep(span / 5);
+  for (let back = 0; back <= span; back += tick) {
+    const label = back === 0 ? 'now' : back % 60 === 0 ? `-${back / 60}m` : `-${back}s`;
+    svg.appendChild(el('svg:text', { x: x(now - back), y: H - 4, 'text-anchor': back === 0 ? 'end' : 'middle' }, label));
   }
   for (const [k, pts] of S.series) {
     let d = '', pen = 'M';
