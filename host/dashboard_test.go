@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"io"
 	"net/http"
@@ -191,10 +192,22 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 		fail("open the dashboard", err)
 	}
 	step("dashboard open")
-	row := func(version, state string) chromedp.CSS {
-		return chromedp.CSS(`#timeline g.tl-row[data-module="coin"][data-version="` + version + `"][data-state="` + state + `"]`)
+	// The page redraws its timeline and charts at every poll, so a node
+	// found now may be gone a moment later: the checks run as one script
+	// in the page, polled until it holds.
+	// (No timeout of its own: the test's context bounds the wait.)
+	present := func(selectors ...string) error {
+		js := "true"
+		for _, s := range selectors {
+			js += fmt.Sprintf(" && document.querySelector(%q) !== null", s)
+		}
+		_, err := chromedp.Run(bctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(0)))
+		return err
 	}
-	if err := chromedp.Do(bctx, chromedp.WaitReady(row("1.0.0", "active")), chromedp.WaitReady(chromedp.CSS(`#chart-rate path.series[data-series="coin 1.0.0"]`))); err != nil {
+	row := func(version, state string) string {
+		return `#timeline g.tl-row[data-module="coin"][data-version="` + version + `"][data-state="` + state + `"]`
+	}
+	if err := present(row("1.0.0", "active"), `#chart-rate path.series[data-series="coin 1.0.0"]`); err != nil {
 		fail("coin 1.0.0 active with a request series", err)
 	}
 	step("coin 1.0.0 active with a request series")
@@ -204,14 +217,12 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 	}
 	waitActive(t, p, "coin", "2.0.0")
 	step("coin 2.0.0 active")
-	if err := chromedp.Do(bctx, chromedp.WaitReady(row("2.0.0", "active")), chromedp.WaitReady(row("1.0.0", "standby")),
-		chromedp.WaitReady(chromedp.CSS(`#chart-rate path.series[data-series="coin 2.0.0"]`)),
-		chromedp.WaitReady(chromedp.CSS(`#chart-p99 path.series[data-series="coin 2.0.0"]`)),
-		chromedp.WaitReady(chromedp.CSS(`#series-legend li[data-series="coin 2.0.0"]`))); err != nil {
+	if err := present(row("2.0.0", "active"), row("1.0.0", "standby"), `#chart-rate path.series[data-series="coin 2.0.0"]`,
+		`#chart-p99 path.series[data-series="coin 2.0.0"]`, `#series-legend li[data-series="coin 2.0.0"]`); err != nil {
 		fail("the swap to coin 2.0.0 in the timeline and the charts", err)
 	}
 	step("the page shows the swap")
-	hover, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.CSS(`#timeline g.tl-row[data-version="1.0.0"][data-module="coin"] title`)))
+	hover, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('#timeline g.tl-row[data-module="coin"][data-version="1.0.0"] title').textContent`))
 	if err != nil || !strings.Contains(hover, "standby") || !strings.Contains(hover, "replaced by 2.0.0") {
 		t.Fatalf("the timeline's hover text for coin 1.0.0: %q %v, want its state and reason", hover, err)
 	}
@@ -242,7 +253,7 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 	if got := waitAudit(t, cfg, "/v1/rollback"); len(got) != 1 || got[0] != "POST /v1/rollback?module=coin 200" {
 		t.Fatalf("rollbacks in the audit log: %q, want exactly the confirmed one", got)
 	}
-	if err := chromedp.Do(bctx, chromedp.WaitReady(row("1.0.0", "active")), chromedp.WaitReady(row("2.0.0", "rolled back"))); err != nil {
+	if err := present(row("1.0.0", "active"), row("2.0.0", "rolled back")); err != nil {
 		fail("the rollback in the timeline", err)
 	}
 

@@ -6,6 +6,11 @@
 //
 // `hotctl ticket` is the exception: it mints a login ticket from the host's
 // key file (<data>/ticket.key) without talking to the host.
+//
+// `hotctl dashboard` serves the host's live dashboard on a local port and
+// forwards the page's calls to the admin API; it admits only a browser
+// that opened the URL it printed, since other local users can reach the
+// port but not the socket.
 package main
 
 import (

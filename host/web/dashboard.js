@@ -20,6 +20,7 @@ const S = {
   observed: new Map(), // module -> [{version, from, to}] activations seen while the page is open
   pid: 0,
   tableSig: '',
+  rows: new Map(), // "module version file" -> the row's counter cells
   pending: null, // the action awaiting confirmation
 };
 
@@ -349,10 +350,20 @@ function renderLegend() {
 
 // ---- versions table and actions ----
 
+// renderTable rebuilds the table only when a version's state changes;
+// otherwise it updates the counters in place, so that a button the user
+// (or a test) is about to click is not replaced under the pointer.
 function renderTable(versions) {
-  const sig = JSON.stringify([versions.map((v) => [v.module, v.version, v.state, v.reason, v.pinned, v.file, v.calls, v.errors, v.panics]), S.status && S.status.modules]);
-  if (sig === S.tableSig) return; // unchanged: keep the nodes, and a button the user is about to click
+  const sig = JSON.stringify([versions.map((v) => [v.module, v.version, v.state, v.reason, v.pinned, v.file]), S.status && S.status.modules]);
+  if (sig === S.tableSig) {
+    for (const v of versions) {
+      const row = S.rows.get(`${v.module} ${v.version} ${v.file}`);
+      if (row) ['calls', 'errors', 'panics'].forEach((f, i) => { row[i].textContent = String(v[f] || 0); });
+    }
+    return;
+  }
   S.tableSig = sig;
+  S.rows = new Map();
   const table = document.getElementById('versions');
   for (const tb of [...table.tBodies]) tb.remove();
   const modules = [...new Set(versions.map((v) => v.module))].sort();
@@ -384,7 +395,8 @@ function versionRow(v) {
   tr.appendChild(el('td', { class: 'reason', title: v.file }, v.reason || ''));
   tr.appendChild(el('td', {}, when(v.loaded_at)));
   tr.appendChild(el('td', {}, when(v.activated_at)));
-  for (const n of [v.calls, v.errors, v.panics]) tr.appendChild(el('td', { class: 'num' }, String(n || 0)));
+  const counters = [v.calls, v.errors, v.panics].map((n) => tr.appendChild(el('td', { class: 'num' }, String(n || 0))));
+  S.rows.set(`${v.module} ${v.version} ${v.file}`, counters);
   const td = el('td', { class: 'actions' });
   const loadable = v.module && v.state !== 'rejected';
   const act = el('button', { type: 'button', 'data-action': 'activate', 'data-module': v.module, 'data-version': v.version, disabled: !loadable || v.state === 'active' }, 'Activate');
