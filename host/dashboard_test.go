@@ -24,11 +24,12 @@ import (
 	"github.com/hothost/hothost/internal/hostproc"
 )
 
-// startDashboard runs `hotctl dashboard` against p and returns the URL it
-// printed (which carries the key); the command is stopped at cleanup.
-func startDashboard(t *testing.T, p *hostproc.Proc) (url string, log *bytes.Buffer) {
+// startDashboard runs `hotctl <how> dashboard` (how: the flags that say
+// where the admin API is) and returns the URL it printed (which carries
+// the key); the command is stopped at cleanup.
+func startDashboard(t *testing.T, how ...string) (url string, log *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(bins.Hotctl, "-socket", p.Socket, "dashboard")
+	cmd := exec.Command(bins.Hotctl, append(how, "dashboard")...)
 	log = &bytes.Buffer{}
 	cmd.Stderr = log
 	out, err := cmd.StdoutPipe()
@@ -110,11 +111,21 @@ func TestDashboardOnAdminTCPNeedsToken(t *testing.T) {
 	if got := auditLines(t, cfg, "/dashboard/"); len(got) < 2 || !strings.HasSuffix(got[0], " 401") {
 		t.Fatalf("dashboard calls in the audit log: %q", got)
 	}
+	// A browser cannot send the token: hotctl dashboard adds it.
+	url, _ := startDashboard(t, "-addr", st.AdminAddr, "-token", "dash-token")
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	if code, _, body := httpGet(t, browser, url); code != http.StatusOK || !strings.Contains(body, "hothost dashboard") {
+		t.Fatalf("the dashboard through hotctl -addr -token: %d\n%.200s", code, body)
+	}
+	if code, _, body := httpGet(t, browser, url[:strings.Index(url, "/?key=")]+"/v1/usage"); code != http.StatusOK || !strings.Contains(body, `"module": "coin"`) {
+		t.Fatalf("usage through hotctl -addr -token: %d\n%.200s", code, body)
+	}
 }
 
 func TestDashboardProxyNeedsItsKey(t *testing.T) {
 	p, _ := startHost(t)
-	url, _ := startDashboard(t, p)
+	url, _ := startDashboard(t, "-socket", p.Socket)
 	root := url[:strings.Index(url, "/?key=")]
 	if code, _, _ := httpGet(t, http.DefaultClient, root+"/v1/status"); code != http.StatusUnauthorized {
 		t.Fatalf("proxy without the key: %d, want 401", code)
@@ -126,6 +137,10 @@ func TestDashboardProxyNeedsItsKey(t *testing.T) {
 	browser := &http.Client{Jar: jar}
 	if code, _, body := httpGet(t, browser, url); code != http.StatusOK || !strings.Contains(body, "hothost dashboard") {
 		t.Fatalf("opening the printed URL: %d\n%.200s", code, body)
+	}
+	noRedirect := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if code, hd, _ := httpGet(t, noRedirect, url+"&poll=500"); code != http.StatusSeeOther || hd.Get("Location") != "/dashboard/?poll=500" {
+		t.Fatalf("the printed URL with the page's parameters: %d to %q, want 303 to /dashboard/?poll=500", code, hd.Get("Location"))
 	}
 	var st host.Status
 	code, _, body := httpGet(t, browser, root+"/v1/status")
@@ -171,7 +186,7 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 	p, cfg := startHost(t)
 	l := startLoad(t, p, 4)
 	waitAcks(t, l, 200)
-	url, proxyLog := startDashboard(t, p)
+	url, proxyLog := startDashboard(t, "-socket", p.Socket)
 	step("host, load and hotctl dashboard running")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -187,8 +202,9 @@ func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
 		html, _ := chromedp.Run(bctx, chromedp.OuterHTML(chromedp.CSS("body")))
 		t.Fatalf("%s: %v\nhotctl dashboard:\n%s\npage:\n%.4000s", what, err, proxyLog, html)
 	}
-	// The printed URL sets the key's cookie; then the page, polling fast.
-	if err := chromedp.Do(bctx, chromedp.Navigate(url), chromedp.Navigate(url[:strings.Index(url, "/?key=")]+"/dashboard/?poll=250")); err != nil {
+	// The printed URL sets the key's cookie and goes on to the page, here
+	// polling fast.
+	if err := chromedp.Do(bctx, chromedp.Navigate(url+"&poll=250")); err != nil {
 		fail("open the dashboard", err)
 	}
 	step("dashboard open")

@@ -42,6 +42,10 @@ func (h *Host[T, C]) importPlayer(r *http.Request) (any, error) {
 		}
 	}
 	doc, err := state.DecodePlayerDoc(http.MaxBytesReader(nil, r.Body, maxImportBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Errorf("import: a player document is at most %d bytes", tooLarge.Limit)}
+	}
 	if err != nil {
 		return nil, badRequest(fmt.Errorf("import: %w", err))
 	}

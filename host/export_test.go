@@ -147,6 +147,8 @@ func TestImportRefusesIncompatibleAndMalformedDocuments(t *testing.T) {
 		{write("float.json", incompatible), "99", "Coins float64 -> int64: kind changed"},
 		{write("half.json", malformed), "7", "400 Bad Request: import: state: bad player document: malformed JSON"},
 		{write("half.json", malformed), "99", "malformed JSON"},
+		{write("big.json", []byte(`{"format": "hothost-player/1", "state": "`+strings.Repeat("x", 8<<20)+`"}`)), "7",
+			"413 Request Entity Too Large: import: a player document is at most 8388608 bytes"},
 	} {
 		_, stderr, err := runHotctl(t, p, "player", "import", c.file, "-id", c.id, "-replace")
 		if err == nil || !strings.Contains(stderr, c.want) {
@@ -164,7 +166,7 @@ func TestImportRefusesIncompatibleAndMalformedDocuments(t *testing.T) {
 	}
 	// Every call is in the audit log, refusals with their status.
 	want := []string{"GET /v1/player/export?id=7 200", "POST /v1/player/import?id=7&replace=1 409", "POST /v1/player/import?id=99&replace=1 409",
-		"POST /v1/player/import?id=7&replace=1 400", "POST /v1/player/import?id=99&replace=1 400"}
+		"POST /v1/player/import?id=7&replace=1 400", "POST /v1/player/import?id=99&replace=1 400", "POST /v1/player/import?id=7&replace=1 413"}
 	if got := auditLines(t, cfg, "/v1/player/"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

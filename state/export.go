@@ -115,7 +115,7 @@ func DecodePlayerDoc(r io.Reader) (*PlayerDoc, error) {
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("%w: malformed JSON at byte %d: %v", ErrBadDocument, se.Offset, err)
 		}
-		return nil, fmt.Errorf("%w: malformed JSON: %v", ErrBadDocument, err)
+		return nil, fmt.Errorf("%w: malformed JSON: %w", ErrBadDocument, err) // %w: a reader's own error stays visible
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: data after the document (at byte %d)", ErrBadDocument, dec.InputOffset())

@@ -106,7 +106,13 @@ func dashboardProxy(a *adminClient, key string, log io.Writer) http.Handler {
 				return
 			}
 			http.SetCookie(w, &http.Cookie{Name: dashboardCookie, Value: key, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-			http.Redirect(w, r, "/dashboard/", http.StatusSeeOther)
+			q := r.URL.Query() // the page's own parameters (poll=) go on with it
+			q.Del("key")
+			to := "/dashboard/"
+			if len(q) > 0 {
+				to += "?" + q.Encode()
+			}
+			http.Redirect(w, r, to, http.StatusSeeOther)
 			return
 		}
 		c, err := r.Cookie(dashboardCookie)

@@ -478,7 +478,9 @@ function render() {
 
 document.getElementById('confirm-ok').addEventListener('click', confirmed);
 document.getElementById('confirm-cancel').addEventListener('click', () => { S.pending = null; document.getElementById('confirm').close(); });
-document.getElementById('confirm').addEventListener('close', () => { S.pending = null; });
+// No 'close' listener clears S.pending: that event is queued, and may run
+// after the next ask() (a quick cancel and a new click) and eat its action.
+// Escape closes the dialog without a word; ask() sets S.pending afresh.
 document.getElementById('tl-window').addEventListener('change', render);
 window.addEventListener('resize', render);
 poll();
