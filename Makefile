@@ -17,7 +17,7 @@ PKGS     := ./...
 RACE_PKGS := ./shmpool/... ./state/... ./abi/... ./client/... ./stateless/... ./internal/crashmark/...
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build test race bench demo run lint chaos fuzz clean
+.PHONY: all build test race bench demo run lint chaos fuzz clean chromium
 
 all: build
 
@@ -83,6 +83,11 @@ lint:
 	$(GO) vet $(PKGS)
 	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
+
+# The dashboard's test drives Debian's headless chromium (through chromedp):
+# installed here when missing, for .ci/run and for a fresh machine.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 clean:
 	rm -rf $(BIN) bench.out

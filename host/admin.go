@@ -62,6 +62,10 @@ func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 		}
 		return map[string]any{"id": id, "state": v}, nil
 	}))
+	mux.HandleFunc("GET /v1/player/export", h.jsonCall(h.exportPlayer))
+	mux.HandleFunc("POST /v1/player/import", h.jsonCall(h.importPlayer))
+	mux.HandleFunc("GET /v1/usage", h.jsonCall(h.usageReport))
+	mux.Handle("GET /dashboard/", dashboardHandler())
 	mux.HandleFunc("POST /v1/snapshot", h.jsonCall(func(*http.Request) (any, error) { return h.snapshot() }))
 	mux.HandleFunc("POST /v1/drain", h.jsonCall(func(*http.Request) (any, error) {
 		h.draining.Store(true)

@@ -314,25 +314,36 @@ func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
 	if _, ok := s.idx.find(id); ok {
 		return false, nil
 	}
-	// The journal says "this slot is being created" from before the slot
-	// is in use: a crash before the journal goes idle frees it again, so a
-	// half-made player never appears. The slot is dead until the index
-	// points at it.
+	if err := s.createLocked(ln, id, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// createLocked makes player id with value v (nil: all fields zero); the
+// caller holds id's lane and knows id is missing. The journal says "this
+// slot is being created" from before the slot is in use: a crash before
+// the journal goes idle frees it again, so a half-made player never
+// appears. The slot is dead until the index points at it.
+func (s *Store[T]) createLocked(ln *lane[T], id uint64, v *T) error {
 	h, rec, err := s.allocCreating(ln.active)
 	if err != nil {
-		return false, fmt.Errorf("state: create player %d: %w", id, err)
+		return fmt.Errorf("state: create player %d: %w", id, err)
 	}
 	slot := uint32(h.Index())
 	atomic.StoreUint64(&rec.ID, id)
 	rec.Seq = 0
+	if v != nil {
+		rec.Val = *v
+	}
 	rec.Sum = recordSum(recordBytes(rec))
 	if err := s.idx.insert(id, slot); err != nil {
 		s.freeJournaled(ln.active, h)
-		return false, err
+		return err
 	}
 	s.locks[slot].revive()
 	atomic.StoreUint64(ln.active, 0)
-	return true, nil
+	return nil
 }
 
 // Update runs fn on a private copy of player id's committed value and, if

@@ -6,15 +6,18 @@
 //
 // `hotctl ticket` is the exception: it mints a login ticket from the host's
 // key file (<data>/ticket.key) without talking to the host.
+//
+// `hotctl dashboard` serves the host's live dashboard on a local port and
+// forwards the page's calls to the admin API; it admits only a browser
+// that opened the URL it printed, since other local users can reach the
+// port but not the socket.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,6 +41,13 @@ Commands:
   unpin <module>              let the newest compatible version take over again
   reload                      poll the plugin and config directories now
   player <id>                 a player's state, decoded through the stored schema
+  player export <id> [-o file]
+                              the player as a JSON document (values by field name, with the layout)
+  player import <file> [-id N] [-replace]
+                              write an exported player into this host ("-" reads stdin), converted
+                              by field name; -id imports it as another player, -replace overwrites one
+  dashboard [-listen 127.0.0.1:0]
+                              serve the host's live dashboard on a local port and print its URL
   snapshot                    write a snapshot now
   drain                       refuse new requests (clients get "err draining")
   shutdown                    drain, final snapshot, clean shutdown
@@ -65,33 +75,21 @@ func main() {
 	if fs.Arg(0) == "ticket" {
 		os.Exit(ticketCmd(fs.Args()[1:], filepath.Join(filepath.Dir(*socket), "ticket.key"), time.Now(), os.Stdout, os.Stderr))
 	}
+	admin := newAdminClient(*socket, *addr, *token, *timeout)
+	switch cmd := fs.Arg(0); {
+	case cmd == "dashboard":
+		os.Exit(dashboardCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
+	case cmd == "player" && fs.NArg() > 1 && (fs.Arg(1) == "export" || fs.Arg(1) == "import"):
+		os.Exit(playerCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
+	}
 	method, path, err := route(fs.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hotctl:", err)
 		fs.Usage()
 		os.Exit(2)
 	}
-	client, base := &http.Client{Timeout: *timeout}, "http://"+*addr
-	if *addr == "" {
-		base = "http://hothost"
-		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", *socket)
-		}}
-	}
-	req, err := http.NewRequest(method, base+path, nil)
+	resp, err := admin.do(context.Background(), method, path, nil)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hotctl:", err)
-		os.Exit(2)
-	}
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		var ne *net.OpError
-		if errors.As(err, &ne) && *addr == "" {
-			err = fmt.Errorf("%w (is hothost running with its admin socket at %s?)", err, *socket)
-		}
 		fmt.Fprintln(os.Stderr, "hotctl:", err)
 		os.Exit(1)
 	}
@@ -149,6 +147,6 @@ func route(args []string) (method, path string, err error) {
 		return http.MethodGet, "/v1/player" + q("id", args[1]), nil
 	default:
 		return "", "", fmt.Errorf("unknown command %q (commands: %s)", cmd,
-			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics"}, ", "))
+			strings.Join([]string{"status", "versions", "activate", "rollback", "pin", "unpin", "reload", "player", "snapshot", "drain", "shutdown", "metrics", "dashboard", "ticket"}, ", "))
 	}
 }
