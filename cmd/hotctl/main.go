@@ -9,7 +9,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,6 +41,14 @@ Commands:
   drain                       refuse new requests (clients get "err draining")
   shutdown                    drain, final snapshot, clean shutdown
   metrics                     Prometheus metrics
+  fix dry-run <fix.so> [-ids 1,2,5-9] [-limit 100]
+                              what a repair plugin would change, field by field, with totals; changes nothing
+  fix apply <fix.so> [-ids ...] [-deadline 10m] [-no-wait]
+                              snapshot, then fix each selected player in its own transaction; follows the run
+  fix resume|cancel <run>     go on with an interrupted or stopped run; stop a running one
+  fix undo <run> [-force]     put back the fields the run changed (players changed since: conflicts)
+  fix runs [<run>]            every run, or one with its totals, first diffs, failures and undo
+                              (a <fix.so> path outside <data>/fixes is copied there, with its sidecars)
   ticket <player> [-ttl 1h] [-key <data>/ticket.key]
                               mint a login ticket with the host's key (default: ticket.key
                               beside -socket); reads the key file, needs no running host
@@ -65,19 +72,17 @@ func main() {
 	if fs.Arg(0) == "ticket" {
 		os.Exit(ticketCmd(fs.Args()[1:], filepath.Join(filepath.Dir(*socket), "ticket.key"), time.Now(), os.Stdout, os.Stderr))
 	}
+	if fs.Arg(0) == "fix" {
+		os.Exit(fixCmd(fs.Args()[1:], fixEnv{socket: *socket, addr: *addr, token: *token, timeout: *timeout, raw: *raw,
+			stdout: os.Stdout, stderr: os.Stderr}))
+	}
 	method, path, err := route(fs.Args())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hotctl:", err)
 		fs.Usage()
 		os.Exit(2)
 	}
-	client, base := &http.Client{Timeout: *timeout}, "http://"+*addr
-	if *addr == "" {
-		base = "http://hothost"
-		client.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", *socket)
-		}}
-	}
+	client, base := adminClient(*socket, *addr, *timeout)
 	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hotctl:", err)
