@@ -61,6 +61,7 @@ const (
 	maxFixIDs      = 10_000_000       // players an ids list may name
 )
 
+// runIDRE is the form of a run id: the start time, the fix and its version.
 var runIDRE = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-[a-z][a-z0-9_]*-[0-9A-Za-z.+-]+$`)
 
 // fixer runs the repairs of one host.
@@ -436,6 +437,9 @@ func (f *fixer[T, C]) runOf(r *http.Request) (*fixRun[T], error) {
 	id, err := need(r, "run")
 	if err != nil {
 		return nil, err
+	}
+	if !runIDRE.MatchString(id) {
+		return nil, badRequest(fmt.Errorf("run %q: not a run id (20261130T031500.000Z-<fix>-<version>)", id))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -133,7 +133,8 @@ func openJournal(path string, size int64) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("host: fix journal: %w", err)
 	}
-	if err := f.Truncate(size); err == nil {
+	err = f.Truncate(size)
+	if err == nil {
 		_, err = f.Seek(size, 0)
 	}
 	if err != nil {

@@ -288,7 +288,9 @@ func (f *fixer[T, C]) begin(run *fixRun[T], fp *loader.FixPlugin, p fixParams) e
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	ctx, stop := context.WithDeadlineCause(ctx, time.Now().Add(p.deadline), errDeadline)
+	run.mu.Lock()
 	run.j, run.cancel, run.done = j, cancel, make(chan struct{})
+	run.mu.Unlock()
 	f.mu.Lock()
 	f.runs[run.hdr.ID] = run
 	f.mu.Unlock()
@@ -445,7 +447,7 @@ func (f *fixer[T, C]) attempt(run *fixRun[T], fix *abi.Fix, id uint64, v *T, g *
 	before := *v
 	ok, err := f.selects(fix, id, v)
 	if err == nil && !ok {
-		*rec = runRecord{Op: opSkip, ID: id, Why: "no longer selected"}
+		*rec = runRecord{Op: opSkip, ID: id, Why: "not selected by the fix (now)"}
 		return errNoCommit
 	}
 	if err == nil {
@@ -536,11 +538,10 @@ func (f *fixer[T, C]) cancelCall(r *http.Request) (any, error) {
 		return nil, err
 	}
 	run.mu.Lock()
-	cancel, done := run.cancel, run.done
-	running := run.hdr.Status == runRunning
+	cancel, done, status := run.cancel, run.done, run.hdr.Status
 	run.mu.Unlock()
-	if !running || done == nil {
-		return nil, fmt.Errorf("host: fix run %s is not running (status %s)", run.hdr.ID, run.hdr.Status)
+	if status != runRunning || done == nil {
+		return nil, fmt.Errorf("host: fix run %s is not running (status %s)", run.hdr.ID, status)
 	}
 	cancel(errCancelled)
 	select {

@@ -353,3 +353,56 @@ func TestFixKilledMidRunResumes(t *testing.T) {
 		})
 	}
 }
+
+// TestFixDeadlineStopsAndResumes: a run whose deadline passes stops with
+// the players it has not reached pending, says so in the audit log, and a
+// resume finishes it.
+func TestFixDeadlineStopsAndResumes(t *testing.T) {
+	const first, n = 4001, 5
+	p, cfg := fixHost(t, first, n)
+	var started fixRun
+	fixAdmin(t, p, "POST", "/v1/fix/apply?file=coinfix-1.0.0.so&ids=4001-4005&deadline=1ns", &started)
+	run := waitRun(t, p, started.ID)
+	if run.Status != "deadline" || run.Pending != n || run.Applied != 0 {
+		t.Fatalf("past its deadline: %+v", run)
+	}
+	if err := p.Admin(context.Background(), "POST", "/v1/fix/cancel?run="+run.ID, nil); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("cancelling a stopped run: %v", err)
+	}
+	audit, err := os.ReadFile(filepath.Join(cfg.Dir, "data", "audit.log"))
+	if err != nil || !strings.Contains(string(audit), "deadline: applied 0, unchanged 0, skipped 0, failed 0, pending 5 of 5 players") {
+		t.Fatalf("audit log (%v):\n%s", err, audit)
+	}
+	fixAdmin(t, p, "POST", "/v1/fix/resume?run="+run.ID, nil)
+	if run = waitRun(t, p, run.ID); run.Status != "done" || run.Applied != n {
+		t.Fatalf("resumed: %+v", run)
+	}
+	for id := uint64(first); id < first+n; id++ {
+		if c := coins(t, p, id); c != 10000 {
+			t.Fatalf("player %d: %d coins, want 10000", id, c)
+		}
+	}
+}
+
+// TestFixHungApplyIsAbandoned: a fix whose Apply never returns for one
+// player costs that player's fix and the run, never the player's lane:
+// nothing of it is committed and the player plays on.
+func TestFixHungApplyIsAbandoned(t *testing.T) {
+	const first, n, hung = 3001, 5, 3003
+	p, cfg := fixHost(t, first, n)
+	if _, err := bins.Plugin("host/testdata/fixes/hangfix", "hangfix", "1.0.0", filepath.Join(cfg.Dir, "data", "fixes")); err != nil {
+		t.Fatal(err)
+	}
+	var started fixRun
+	fixAdmin(t, p, "POST", "/v1/fix/apply?file=hangfix-1.0.0.so&ids=3001-3005&player_timeout=300ms", &started)
+	run := waitRun(t, p, started.ID)
+	if run.Status != "failed" || !strings.Contains(run.Error, fmt.Sprintf("player %d", hung)) || run.Applied != n-1 || run.Pending != 1 {
+		t.Fatalf("run with a hung Apply: %+v", run)
+	}
+	if r := do(t, dial(t, p, hung), "work"); r.Text != "coins 100010 level 0 v1" {
+		t.Fatalf("the hung player after the run: %s", r)
+	}
+	if c := coins(t, p, first); c != 10000 {
+		t.Fatalf("player %d: %d coins, want 10000", first, c)
+	}
+}
