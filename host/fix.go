@@ -43,8 +43,9 @@ import (
 // load), and keeps a durable record of every step (fix_journal.go), so
 // that a run the host's death interrupted is settled at the next start and
 // resumed on request without fixing any player twice. Undo puts back the
-// values from before the fix, except on players changed since (conflicts),
-// unless forced. One apply, resume or undo runs at a time.
+// fields the fix changed, except on players where one of them changed
+// again since (conflicts), unless forced. One apply, resume or undo runs
+// at a time.
 
 // FixKillEnv is a test seam: set to "intent:N" or "commit:N", it makes the
 // host kill itself with SIGKILL right after the Nth player's intent is

@@ -349,6 +349,9 @@ func (f *fixer[T, C]) work(ctx context.Context, run *fixRun[T], fix *abi.Fix, p 
 	default:
 		status, why = runFailed, cause.Error()
 	}
+	if len(run.pending()) == 0 && (status == runDeadline || status == runCancelled) {
+		status, why = runDone, "" // every player was handled before the stop took effect
+	}
 	if err := run.j.close(); err != nil && status != runFailed {
 		status, why = runFailed, err.Error()
 	}
