@@ -10,7 +10,8 @@
 // that changes between handler versions: those live in the game's own
 // packages and in each plugin's main package.
 //
-// A plugin is a main package that exports one variable named Module:
+// A plugin is a main package that exports one variable named Module (a
+// repair plugin exports a Fix instead; see Fix):
 //
 //	var Module = abi.Module{
 //		Name:     "coin",
@@ -36,10 +37,14 @@ import (
 
 // Version is the host's ABI version. A plugin's Module.ABI constraint is
 // checked against it before the plugin's handlers are ever called.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 // Symbol is the name of the variable every plugin exports.
 const Symbol = "Module"
+
+// FixSymbol is the name of the variable a repair plugin exports instead of
+// Module.
+const FixSymbol = "Fix"
 
 // Handler handles one message for one player. It must not keep anything
 // (Call, State, Config) after it returns, and must not start goroutines.
@@ -69,6 +74,47 @@ type Module struct {
 	Usage map[string]string
 	// SelfTest, when set, runs in the preflight child before the host ever
 	// opens the plugin. A non-nil error rejects the version.
+	SelfTest func() error
+}
+
+// Fix is a repair plugin's descriptor: a one-off change to stored player
+// state ("a bug gave 5,000 players 10x coins"), run by an operator through
+// the host's admin API (hotctl fix dry-run, apply, undo) instead of by
+// client messages. The host opens it like a module (checksum, signature,
+// build settings, preflight) but never puts it in the handler table.
+//
+//	var Fix = abi.Fix{
+//		Name:    "coinfix",
+//		Version: "1.0.0",
+//		ABI:     ">= 1.1, < 2.0",
+//		Doc:     "undo the 10x coins of build 4.2.0",
+//		Select:  func(c *abi.Call) bool { return c.State.(*game.Player).Coins > 10_000 },
+//		Apply:   func(c *abi.Call) error { c.State.(*game.Player).Coins /= 10; return nil },
+//	}
+//
+// Apply runs as one transaction per player, ordered with that player's
+// requests, and must be a function of the Call alone: the host may run it
+// on a private copy first (the dry run) and, after a crash, decides
+// whether it ran by comparing values.
+type Fix struct {
+	// Name of the fix ("coinfix"); the file is <name>-<version>.so.
+	Name string
+	// Version of this build, semver.
+	Version string
+	// ABI is a version constraint on the host's abi.Version (">= 1.1, < 2.0").
+	ABI string
+	// Doc says what the fix does and why, for the dry run and the audit
+	// log. Optional.
+	Doc string
+	// Select reports whether the fix is for the player in c.State. It only
+	// reads: it sees a copy, and what it writes is dropped. nil selects
+	// every player the operator names (or every player, if none).
+	Select func(c *Call) bool
+	// Apply changes c.State like a Handler; the change is committed only
+	// if it returns nil and does not panic. Required.
+	Apply Handler
+	// SelfTest, when set, runs in the preflight child before the host
+	// opens the plugin, as Module.SelfTest does.
 	SelfTest func() error
 }
 

@@ -39,3 +39,29 @@ func ExampleModule() {
 	// coins 15
 	// true args
 }
+
+// A repair plugin's main package exports a Fix: Select picks the players
+// it is for, Apply changes one player's private copy. The host runs it
+// through the admin API (dry run, apply, undo); here it is called by hand.
+func ExampleFix() {
+	fix := abi.Fix{Name: "coinfix", Version: "1.0.0", ABI: ">= 1.1, < 2.0",
+		Doc:    "build 4.2.0 paid 10x coins: divide by 10 above 10,000",
+		Select: func(c *abi.Call) bool { return c.State.(*player).Coins > 10_000 },
+		Apply: func(c *abi.Call) error {
+			c.State.(*player).Coins /= 10
+			return nil
+		}}
+
+	for _, p := range []*player{{Coins: 52_000}, {Coins: 900}} {
+		c := &abi.Call{Player: 7, State: p}
+		if fix.Select(c) {
+			if err := fix.Apply(c); err != nil {
+				fmt.Println("err", err)
+			}
+		}
+		fmt.Println(p.Coins)
+	}
+	// Output:
+	// 5200
+	// 900
+}

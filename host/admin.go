@@ -76,6 +76,7 @@ func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 		return map[string]any{"shutting_down": true}, nil
 	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{}))
+	h.registerFix(mux)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}

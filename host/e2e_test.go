@@ -186,7 +186,7 @@ func TestLoginAndCommands(t *testing.T) {
 	if r := do(t, c, "help"); !r.OK || !strings.Contains(r.Text, "buy <item>: spend coins") || !strings.Contains(r.Text, "[coin 1.0.0]") {
 		t.Fatalf("help: %s", r)
 	}
-	if r := do(t, c, "fly"); !strings.Contains(r.Text, "balance, buy, inventory, name, whoami, work") {
+	if r := do(t, c, "fly"); !strings.Contains(r.Text, "balance, buy, give, inventory, name, tell, trade, whoami, work") {
 		t.Fatalf("err unknown should name the commands: %s", r)
 	}
 	if r := do(t, c, "whoami"); !strings.Contains(r.Text, "player 7 name Ada coins 15") {

@@ -124,8 +124,8 @@ func (h *Host[T, C]) track(s, old *session) bool {
 		delete(h.conns, old)
 	}
 	if s != nil {
-		if h.conns == nil {
-			return false
+		if h.conns == nil || h.closing && old == nil {
+			return false // shutting down: only a watchdog takeover replaces a session
 		}
 		h.conns[s] = struct{}{}
 	}

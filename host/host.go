@@ -51,7 +51,8 @@ type Host[T, C any] struct {
 	draining  atomic.Bool
 	connsDone sync.WaitGroup
 	connMu    sync.Mutex
-	conns     map[*session]struct{} // nil once shutdown began
+	conns     map[*session]struct{} // nil once shutdown ended
+	closing   bool                  // shutdown began: no new session is tracked
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -212,6 +213,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	ws.stop()
 	h.draining.Store(true)
 	h.connMu.Lock()
+	h.closing = true
 	for s := range h.conns {
 		s.conn.Close()
 	}

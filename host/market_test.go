@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -9,19 +8,6 @@ import (
 	"testing"
 	"time"
 )
-
-func coins(t *testing.T, p interface {
-	Admin(context.Context, string, string, any) error
-}, id uint64) int64 {
-	t.Helper()
-	var player struct {
-		State map[string]any `json:"state"`
-	}
-	if err := p.Admin(context.Background(), "GET", fmt.Sprintf("/v1/player?id=%d", id), &player); err != nil {
-		t.Fatal(err)
-	}
-	return int64(player.State["Coins"].(float64))
-}
 
 // give and trade change two players in one transaction, tell the other
 // one with a push, and change nothing when they fail.

@@ -15,8 +15,10 @@ import (
 // the plugin's source without running it, so a build cannot check them.
 var ErrDescriptor = errors.New("descriptor cannot be read from source")
 
-// Descriptor is what a plugin's Module says about itself, read from source.
+// Descriptor is what a plugin's Module (or a repair plugin's Fix) says
+// about itself, read from source.
 type Descriptor struct {
+	Kind                string // "Module" or "Fix": the descriptor variable
 	Name, Version       string
 	NamePos, VersionPos token.Position // where each value is set
 }
@@ -32,19 +34,32 @@ type setting struct {
 	why  string
 }
 
-// Descriptor reads the Name and Version of the main package's Module from
-// the last place that sets each: an assignment in an init (inits run after
+// Descriptor reads the Name and Version of the main package's Module (or,
+// in a repair plugin, its Fix) from the last place that sets each: an assignment in an init (inits run after
 // the variable's initializer, files in name order as the go command passes
 // them), else the initializer's composite literal. Each must be a constant
 // expression: a literal, or a constant such as version in version.go.
 // Otherwise Descriptor returns ErrDescriptor saying where and why. It reads
-// code as Vet accepts it (inits only assign), so run Vet first.
+// code as Vet accepts it (inits only assign), so run Vet first. A package
+// that declares both a Module and a Fix is refused: the host would load it
+// as a module and never as a repair.
 func (p *Plugin) Descriptor() (Descriptor, error) {
 	main := p.pkgs[0]
-	obj := main.Types.Scope().Lookup("Module")
-	if obj == nil || !isDescriptor(obj) {
-		return Descriptor{}, fmt.Errorf("%w: package %s declares no var Module of type abi.Module", ErrDescriptor, p.PkgPath)
+	var obj types.Object
+	for _, kind := range []string{"Module", "Fix"} {
+		o := main.Types.Scope().Lookup(kind)
+		if o == nil || !isDescriptor(kind, o) {
+			continue
+		}
+		if obj != nil {
+			return Descriptor{}, fmt.Errorf("%w: package %s declares both a Module and a Fix: a plugin is a module or a repair, build them apart", ErrDescriptor, p.PkgPath)
+		}
+		obj = o
 	}
+	if obj == nil {
+		return Descriptor{}, fmt.Errorf("%w: package %s declares no var Module of type abi.Module (nor var Fix of type abi.Fix)", ErrDescriptor, p.PkgPath)
+	}
+	kind := obj.Name()
 	set := map[string]setting{}
 	for _, name := range descriptorFields {
 		set[name] = setting{pos: obj.Pos()} // var Module abi.Module: both ""
@@ -56,7 +71,7 @@ func (p *Plugin) Descriptor() (Descriptor, error) {
 					vs := spec.(*ast.ValueSpec)
 					for i, name := range vs.Names {
 						if main.TypesInfo.Defs[name] == obj && len(vs.Values) == len(vs.Names) {
-							setAll(main, set, vs.Values[i])
+							setAll(main, kind, set, vs.Values[i])
 						}
 					}
 				}
@@ -74,13 +89,13 @@ func (p *Plugin) Descriptor() (Descriptor, error) {
 			}
 		}
 	}
-	var d Descriptor
+	d := Descriptor{Kind: kind}
 	var err error
-	d.Name, d.NamePos, err = value(main, set["Name"], "Name")
+	d.Name, d.NamePos, err = value(main, set["Name"], kind+".Name")
 	if err != nil {
 		return Descriptor{}, err
 	}
-	d.Version, d.VersionPos, err = value(main, set["Version"], "Version")
+	d.Version, d.VersionPos, err = value(main, set["Version"], kind+".Version")
 	if err != nil {
 		return Descriptor{}, err
 	}
@@ -90,11 +105,11 @@ func (p *Plugin) Descriptor() (Descriptor, error) {
 // setAll records the fields of a whole-descriptor value: a composite
 // literal sets the fields it names (by key or by position) and zeroes the
 // others; anything else cannot be read.
-func setAll(pkg *packages.Package, set map[string]setting, e ast.Expr) {
+func setAll(pkg *packages.Package, kind string, set map[string]setting, e ast.Expr) {
 	lit, ok := ast.Unparen(e).(*ast.CompositeLit)
 	if !ok {
 		for _, name := range descriptorFields {
-			set[name] = setting{pos: e.Pos(), why: "Module is set to " + types.ExprString(e) + ", not a composite literal"}
+			set[name] = setting{pos: e.Pos(), why: kind + " is set to " + types.ExprString(e) + ", not a composite literal"}
 		}
 		return
 	}
@@ -118,7 +133,8 @@ func setAll(pkg *packages.Package, set map[string]setting, e ast.Expr) {
 }
 
 // setFromInit records what an assignment in init does to the descriptor:
-// Module = abi.Module{...} or Module.Name = ... / Module.Version = ...
+// Module = abi.Module{...} or Module.Name = ... / Module.Version = ... (or
+// the same for Fix)
 func setFromInit(pkg *packages.Package, obj types.Object, set map[string]setting, as *ast.AssignStmt) {
 	for i, lhs := range as.Lhs {
 		var rhs ast.Expr
@@ -132,18 +148,18 @@ func setFromInit(pkg *packages.Package, obj types.Object, set map[string]setting
 			}
 			if rhs == nil || as.Tok != token.ASSIGN {
 				for _, name := range descriptorFields {
-					set[name] = setting{pos: as.Pos(), why: "Module is assigned by " + types.ExprString(lhs) + " " + as.Tok.String() + " ..."}
+					set[name] = setting{pos: as.Pos(), why: obj.Name() + " is assigned by " + types.ExprString(lhs) + " " + as.Tok.String() + " ..."}
 				}
 				continue
 			}
-			setAll(pkg, set, rhs)
+			setAll(pkg, obj.Name(), set, rhs)
 		case *ast.SelectorExpr:
 			x, ok := ast.Unparen(l.X).(*ast.Ident)
 			if _, wanted := set[l.Sel.Name]; !ok || !wanted || pkg.TypesInfo.Uses[x] != obj {
 				continue
 			}
 			if rhs == nil || as.Tok != token.ASSIGN {
-				set[l.Sel.Name] = setting{pos: as.Pos(), why: "it is assigned by Module." + l.Sel.Name + " " + as.Tok.String() + " ..."}
+				set[l.Sel.Name] = setting{pos: as.Pos(), why: "it is assigned by " + types.ExprString(l) + " " + as.Tok.String() + " ..."}
 				continue
 			}
 			set[l.Sel.Name] = setting{expr: rhs, pos: rhs.Pos()}
@@ -155,14 +171,14 @@ func setFromInit(pkg *packages.Package, obj types.Object, set map[string]setting
 func value(pkg *packages.Package, s setting, field string) (string, token.Position, error) {
 	pos := pkg.Fset.Position(s.pos)
 	if s.why != "" {
-		return "", pos, fmt.Errorf("%w: Module.%s at %s: %s", ErrDescriptor, field, pos, s.why)
+		return "", pos, fmt.Errorf("%w: %s at %s: %s", ErrDescriptor, field, pos, s.why)
 	}
 	if s.expr == nil {
 		return "", pos, nil
 	}
 	tv := pkg.TypesInfo.Types[s.expr]
 	if tv.Value == nil || tv.Value.Kind() != constant.String {
-		return "", pos, fmt.Errorf("%w: Module.%s at %s is %s, not a constant string: use a literal or a constant (const version = \"1.2.0\")",
+		return "", pos, fmt.Errorf("%w: %s at %s is %s, not a constant string: use a literal or a constant (const version = \"1.2.0\")",
 			ErrDescriptor, field, pos, types.ExprString(s.expr))
 	}
 	return constant.StringVal(tv.Value), pos, nil

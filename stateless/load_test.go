@@ -1,6 +1,7 @@
 package stateless_test
 
 import (
+	"cmp"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -89,7 +90,8 @@ func TestLoadPicksMains(t *testing.T) {
 }
 
 // TestDescriptor: the Name and Version a build checks are read from
-// literals, constants, positional literals and init assignments, at the
+// literals, constants, positional literals and init assignments, of a
+// Module or a repair plugin's Fix (not both), at the
 // place that sets them last; anything that is not a constant is
 // ErrDescriptor, saying where.
 func TestDescriptor(t *testing.T) {
@@ -102,7 +104,7 @@ func TestDescriptor(t *testing.T) {
 		byCase[filepath.Base(p.Dir)] = p
 	}
 	for _, c := range []struct {
-		name, wantName, wantVersion, versionAt, err string
+		name, wantKind, wantName, wantVersion, versionAt, err string
 	}{
 		{name: "literal", wantName: "coin", wantVersion: "1.0.0", versionAt: "main.go:5:48"},
 		{name: "constant", wantName: "coin", wantVersion: "1.2.0", versionAt: "main.go:9:11"},
@@ -113,6 +115,8 @@ func TestDescriptor(t *testing.T) {
 		{name: "call", err: `Module.Version at ` + abs(t, "testdata/desc/call/main.go") + `:9:48 is os.Getenv("VERSION"), not a constant string`},
 		{name: "opassign", err: `Module.Version at ` + abs(t, "testdata/desc/opassign/main.go") + `:7:15: it is assigned by Module.Version += ...`},
 		{name: "nodesc", err: "package github.com/hothost/hothost/stateless/testdata/desc/nodesc declares no var Module of type abi.Module"},
+		{name: "fix", wantKind: "Fix", wantName: "coinfix", wantVersion: "1.0.2", versionAt: "main.go:8:16"},
+		{name: "both", err: "declares both a Module and a Fix"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := byCase[c.name]
@@ -128,6 +132,9 @@ func TestDescriptor(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if want := cmp.Or(c.wantKind, "Module"); d.Kind != want {
+				t.Fatalf("descriptor kind %q, want %q", d.Kind, want)
 			}
 			at := filepath.Join(p.Dir, c.versionAt)
 			if d.Name != c.wantName || d.Version != c.wantVersion || d.VersionPos.String() != at {

@@ -10,8 +10,8 @@
 // takes every player down with it. In plugin code the analyzer refuses:
 //
 //   - package-level variables, except the main package's exported
-//     descriptor (var Module = abi.Module{...}) and blank assertions
-//     (var _ T = x);
+//     descriptor (var Module = abi.Module{...}, or var Fix = abi.Fix{...}
+//     for a repair plugin) and blank assertions (var _ T = x);
 //   - go statements (a goroutine outlives the call that started it, and a
 //     panic on it ends the host: the host recovers only the call's own);
 //   - calls that end the process or the goroutine: os.Exit, syscall.Exit,
@@ -19,7 +19,7 @@
 //     *log.Logger, and runtime.Goexit (a call, a deferred call or a function
 //     value alike);
 //   - init functions that do more than register: in the main package
-//     anything but assignments to the Module descriptor, in any other
+//     anything but assignments to the descriptor, in any other
 //     package of the plugin anything at all;
 //   - calls in the initializers of the descriptor and of blank variables,
 //     since those run when the plugin is opened, like an init.
@@ -51,7 +51,7 @@ const ABIPath = "github.com/hothost/hothost/abi"
 var Analyzer = &analysis.Analyzer{
 	Name: "stateless",
 	Doc: "refuse state and process-ending calls in hothost plugins: package-level variables " +
-		"(but the abi.Module descriptor and blank assertions), go statements, os.Exit, log.Fatal*, " +
+		"(but the abi.Module or abi.Fix descriptor and blank assertions), go statements, os.Exit, log.Fatal*, " +
 		"runtime.Goexit, syscall.Exit, and init functions that do more than register",
 	URL: "https://github.com/hothost/hothost/blob/main/stateless",
 	Run: run,
@@ -137,7 +137,7 @@ func shortName(fn *types.Func) string {
 }
 
 // checkVars allows the descriptor in the main package only: the host looks
-// it up there, and a Module anywhere else is just a variable.
+// it up there, and a Module (or Fix) anywhere else is just a variable.
 func checkVars(pass *analysis.Pass, d *ast.GenDecl, isMain bool) {
 	for _, spec := range d.Specs {
 		vs := spec.(*ast.ValueSpec)
@@ -153,13 +153,13 @@ func checkVars(pass *analysis.Pass, d *ast.GenDecl, isMain bool) {
 				if c := firstCall(pass, value); c != nil {
 					pass.Reportf(c.Pos(), "call in the initializer of a blank variable: it runs when the plugin is opened; plugins may only assert (var _ T = x)")
 				}
-			case isMain && name.Name == "Module" && isDescriptor(pass.TypesInfo.Defs[name]):
+			case isMain && isDescriptor(name.Name, pass.TypesInfo.Defs[name]):
 				if c := firstCall(pass, value); c != nil {
-					pass.Reportf(c.Pos(), "call in the Module descriptor's initializer: it runs when the plugin is opened; use literals and function values")
+					pass.Reportf(c.Pos(), "call in the %s descriptor's initializer: it runs when the plugin is opened; use literals and function values", name.Name)
 				}
-			case isMain && name.Name == "Module":
-				pass.Reportf(name.Pos(), "package-level variable Module must have type abi.Module (the descriptor the host looks up), not %s",
-					typeString(pass, pass.TypesInfo.Defs[name]))
+			case isMain && descriptorNames[name.Name]:
+				pass.Reportf(name.Pos(), "package-level variable %s must have type abi.%s (the descriptor the host looks up), not %s",
+					name.Name, name.Name, typeString(pass, pass.TypesInfo.Defs[name]))
 			default:
 				pass.Reportf(name.Pos(), "package-level variable %s is state kept between calls; plugins must be stateless (use a const, a local, or the player's state)", name.Name)
 			}
@@ -174,9 +174,14 @@ func typeString(pass *analysis.Pass, obj types.Object) string {
 	return types.TypeString(obj.Type(), types.RelativeTo(pass.Pkg))
 }
 
-// isDescriptor reports whether obj is a variable of type abi.Module.
-func isDescriptor(obj types.Object) bool {
-	if obj == nil {
+// descriptorNames are the descriptors a plugin may export: each variable
+// is named like its abi type (var Module abi.Module, var Fix abi.Fix).
+var descriptorNames = map[string]bool{"Module": true, "Fix": true}
+
+// isDescriptor reports whether obj, named name, is a descriptor: Module
+// of type abi.Module, or Fix of type abi.Fix.
+func isDescriptor(name string, obj types.Object) bool {
+	if obj == nil || !descriptorNames[name] {
 		return false
 	}
 	named, ok := obj.Type().(*types.Named)
@@ -184,7 +189,7 @@ func isDescriptor(obj types.Object) bool {
 		return false
 	}
 	tn := named.Obj()
-	return tn.Pkg() != nil && tn.Pkg().Path() == ABIPath && tn.Name() == "Module"
+	return tn.Pkg() != nil && tn.Pkg().Path() == ABIPath && tn.Name() == name
 }
 
 // firstCall returns the first call in e that would run code: conversions are
@@ -216,7 +221,7 @@ func firstCall(pass *analysis.Pass, e ast.Expr) *ast.CallExpr {
 }
 
 // checkInit allows an init that only registers: assignments (=) whose left
-// sides are the Module descriptor or parts of it, with call-free right sides.
+// sides are the descriptor or parts of it, with call-free right sides.
 // Only the main package has a descriptor, so other packages of the plugin
 // may not have an init that does anything.
 func checkInit(pass *analysis.Pass, fn *ast.FuncDecl, isMain bool) {
@@ -225,33 +230,34 @@ func checkInit(pass *analysis.Pass, fn *ast.FuncDecl, isMain bool) {
 	}
 	for _, stmt := range fn.Body.List {
 		if !isMain {
-			pass.Reportf(stmt.Pos(), "init in package %s runs when the plugin is opened: only the main package's init may register, by assigning to the Module descriptor", pass.Pkg.Name())
+			pass.Reportf(stmt.Pos(), "init in package %s runs when the plugin is opened: only the main package's init may register, by assigning to the descriptor", pass.Pkg.Name())
 			continue
 		}
 		as, ok := stmt.(*ast.AssignStmt)
 		if !ok || as.Tok != token.ASSIGN {
-			pass.Reportf(stmt.Pos(), "init does more than register: only assignments to the Module descriptor are allowed in a plugin's init")
+			pass.Reportf(stmt.Pos(), "init does more than register: only assignments to the descriptor are allowed in a plugin's init")
 			continue
 		}
 		for _, lhs := range as.Lhs {
 			if !rootedAtDescriptor(pass, lhs) {
-				pass.Reportf(lhs.Pos(), "init does more than register: it assigns to something other than the Module descriptor")
+				pass.Reportf(lhs.Pos(), "init does more than register: it assigns to something other than the descriptor (Module or Fix)")
 			}
 		}
 		for _, rhs := range as.Rhs {
 			if c := firstCall(pass, rhs); c != nil {
-				pass.Reportf(c.Pos(), "init does more than register: it calls a function; an init may only assign values to the Module descriptor")
+				pass.Reportf(c.Pos(), "init does more than register: it calls a function; an init may only assign values to the descriptor")
 			}
 		}
 	}
 }
 
-// rootedAtDescriptor reports whether e is Module, Module.F, Module.Handlers[k]...
+// rootedAtDescriptor reports whether e is Module, Module.F, Module.Handlers[k],
+// Fix.F...
 func rootedAtDescriptor(pass *analysis.Pass, e ast.Expr) bool {
 	for {
 		switch x := e.(type) {
 		case *ast.Ident:
-			return isDescriptor(pass.TypesInfo.Uses[x]) && x.Name == "Module"
+			return isDescriptor(x.Name, pass.TypesInfo.Uses[x])
 		case *ast.SelectorExpr:
 			e = x.X
 		case *ast.IndexExpr:

@@ -11,7 +11,8 @@ import (
 // the process or the goroutine is reported at its line (bad, ending,
 // wrongtype), that a plugin using everything allowed is clean (good), and
 // that a helper package of a plugin's tree gets the same rules without the
-// descriptor's exceptions (helper).
+// descriptor's exceptions (helper), and that a repair plugin's Fix is a
+// descriptor like Module (fixgood) only with its own type (fixwrong).
 func TestAnalyzer(t *testing.T) {
-	analysistest.Run(t, analysistest.TestData(), stateless.Analyzer, "good", "bad", "wrongtype", "helper", "ending")
+	analysistest.Run(t, analysistest.TestData(), stateless.Analyzer, "good", "bad", "wrongtype", "helper", "ending", "fixgood", "fixwrong")
 }

@@ -52,6 +52,14 @@ Commands:
   drain                       refuse new requests (clients get "err draining")
   shutdown                    drain, final snapshot, clean shutdown
   metrics                     Prometheus metrics
+  fix dry-run <fix.so> [-ids 1,2,5-9] [-limit 100]
+                              what a repair plugin would change, field by field, with totals; changes nothing
+  fix apply <fix.so> [-ids ...] [-deadline 10m] [-no-wait]
+                              snapshot, then fix each selected player in its own transaction; follows the run
+  fix resume|cancel <run>     go on with an interrupted or stopped run; stop a running one
+  fix undo <run> [-force]     put back the fields the run changed (players changed since: conflicts)
+  fix runs [<run>]            every run, or one with its totals, first diffs, failures and undo
+                              (a <fix.so> path outside <data>/fixes is copied there, with its sidecars)
   ticket <player> [-ttl 1h] [-key <data>/ticket.key]
                               mint a login ticket with the host's key (default: ticket.key
                               beside -socket); reads the key file, needs no running host
@@ -77,6 +85,9 @@ func main() {
 	}
 	admin := newAdminClient(*socket, *addr, *token, *timeout)
 	switch cmd := fs.Arg(0); {
+	case cmd == "fix":
+		os.Exit(fixCmd(fs.Args()[1:], fixEnv{socket: *socket, addr: *addr, token: *token, timeout: *timeout, raw: *raw,
+			stdout: os.Stdout, stderr: os.Stderr}))
 	case cmd == "dashboard":
 		os.Exit(dashboardCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
 	case cmd == "player" && fs.NArg() > 1 && (fs.Arg(1) == "export" || fs.Arg(1) == "import"):

@@ -27,7 +27,7 @@ func setup() int { return 1 }
 
 func init() {
 	Module.Handlers["more"] = work
-	counter = 3                  // want `init does more than register: it assigns to something other than the Module descriptor`
+	counter = 3                  // want `init does more than register: it assigns to something other than the descriptor \(Module or Fix\)`
 	fmt.Println("hello")         // want `init does more than register: only assignments`
 	Module.Name = os.Getenv("X") // want `init does more than register: it calls a function`
 }

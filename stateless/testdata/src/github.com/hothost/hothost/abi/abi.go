@@ -10,3 +10,10 @@ type Module struct {
 	Handlers           map[string]Handler
 	SelfTest           func() error
 }
+
+type Fix struct {
+	Name, Version, ABI, Doc string
+	Select                  func(c *Call) bool
+	Apply                   Handler
+	SelfTest                func() error
+}
