@@ -31,7 +31,7 @@ func (e *env) abuse() error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.Players = e.conns // one player per connection: the load holds its slots through the flood
 	l, err := loadgen.Start(e.ctx, lc)
 	if err != nil {
@@ -88,6 +88,10 @@ func (e *env) abuse() error {
 
 	// Half-open: connections that send half a line, or nothing, and never read.
 	const halfOpen = 300
+	tk, err := p.Ticket(4)
+	if err != nil {
+		return err
+	}
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -99,8 +103,8 @@ func (e *env) abuse() error {
 		if err != nil {
 			return fmt.Errorf("half-open %d: %w", i, err)
 		}
-		if i%2 == 0 {
-			hc.Write([]byte("login 4"))
+		if i%2 == 0 { // half a login line: the ticket never ends
+			hc.Write([]byte("login 4 " + tk[:len(tk)/2]))
 		}
 		held = append(held, hc)
 	}

@@ -200,7 +200,7 @@ func (e *env) badStorm() error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.AllowCodes = []string{"funds", "internal"} // counted apart below
 	l, err := loadgen.Start(e.ctx, lc)
 	if err != nil {

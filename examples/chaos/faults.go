@@ -33,7 +33,7 @@ func (e *env) snapshotDirFault() error {
 	if err != nil {
 		return err
 	}
-	l, err := loadgen.Start(e.ctx, e.loadCfg(a))
+	l, err := loadgen.Start(e.ctx, e.loadCfg(p, a))
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (e *env) segmentLost() error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.Mix = []loadgen.Weighted{{Cmd: "work", Weight: 1}} // coins only grow: "at least" is a check
 	l, err := loadgen.Start(e.ctx, lc)
 	if err != nil {
@@ -154,11 +154,12 @@ func (e *env) segmentLost() error {
 		return err
 	}
 	st, _ := status(e.ctx, p)
+	tickets := p.Tickets() // the key lives in the data directory, which the segment's loss spares
 	restored := map[uint64]int64{}
 	below, lostCoins, players := 0, int64(0), 0
 	var first string
 	for id, want := range l1 {
-		got, err := loadgen.Balance(e.ctx, p.Addr, id, 10*time.Second)
+		got, err := tickets.Balance(e.ctx, p.Addr, id, 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -208,7 +209,7 @@ func (e *env) segmentLost() error {
 	st, _ = status(e.ctx, p)
 	same := 0
 	for id, want := range restored {
-		if got, err := loadgen.Balance(e.ctx, p.Addr, id, 10*time.Second); err == nil && got == want {
+		if got, err := tickets.Balance(e.ctx, p.Addr, id, 10*time.Second); err == nil && got == want {
 			same++
 		}
 	}

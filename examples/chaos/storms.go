@@ -23,8 +23,12 @@ type addr struct{ p atomic.Pointer[string] }
 func (a *addr) set(s string) { a.p.Store(&s) }
 func (a *addr) get() string  { return *a.p.Load() }
 func newAddr(s string) *addr { a := &addr{}; a.set(s); return a }
-func (e *env) loadCfg(a *addr) loadgen.Config {
-	return loadgen.Config{Addr: a.get, Conns: e.conns, Players: 8 * e.conns, Session: 50, Duration: 10 * time.Minute}
+
+// loadCfg is the chaos load against host p (and its restarts, which keep
+// its data directory and so its ticket key) at a.
+func (e *env) loadCfg(p *hostproc.Proc, a *addr) loadgen.Config {
+	return loadgen.Config{Addr: a.get, Conns: e.conns, Players: 8 * e.conns, Session: 50, Duration: 10 * time.Minute,
+		Tickets: p.Tickets()}
 }
 
 // waitAcks polls until the load has n replies, for at most d.
@@ -84,7 +88,7 @@ func (e *env) swapStorm(n int) error {
 	if err != nil {
 		return err
 	}
-	l, err := loadgen.Start(e.ctx, e.loadCfg(a))
+	l, err := loadgen.Start(e.ctx, e.loadCfg(p, a))
 	if err != nil {
 		return err
 	}
@@ -153,7 +157,7 @@ func (e *env) killStorm(n int) error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.Reconnect = 30 * time.Second
 	l, err := loadgen.Start(e.ctx, lc)
 	if err != nil {

@@ -113,7 +113,8 @@ func run(dir string, nPlayers int) error {
 	load := func() (*loadgen.Load, error) {
 		addr := d.proc.Addr
 		return loadgen.Start(ctx, loadgen.Config{Addr: func() string { return addr }, Conns: nPlayers, Players: nPlayers,
-			FirstPlayer: 1001, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 4 * time.Minute})
+			FirstPlayer: 1001, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 4 * time.Minute,
+			Tickets: d.proc.Tickets()})
 	}
 	probe, err := d.probe()
 	if err != nil {
@@ -223,13 +224,19 @@ func run(dir string, nPlayers int) error {
 	return nil
 }
 
-// probe is the demo's own player 1, outside the load's ledger.
+// probe is the demo's own player 1, outside the load's ledger, logged in
+// with a ticket minted with the host's key (as the game's account service
+// would).
 func (d *demo) probe() (*client.Conn, error) {
+	tk, err := d.proc.Ticket(1)
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.Dial(d.proc.Addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Login(1); err != nil {
+	if _, err := c.LoginTicket(1, tk); err != nil {
 		c.Close()
 		return nil, err
 	}
