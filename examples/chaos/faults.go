@@ -125,20 +125,27 @@ func (e *env) segmentLost() error {
 		l.Stop()
 		return err
 	}
-	// The ledger at t1, then a periodic snapshot taken after t1.
+	// The ledger at t1, then a periodic snapshot that began after t1. The
+	// status page says when a snapshot was in place, not when it began
+	// copying: the first one in place after t1 may have begun before it
+	// (and missed a player acknowledged meanwhile). Snapshots run one at a
+	// time, so the next one began after t1.
 	t1 := time.Now()
 	l1 := l.Ledger()
-	deadline := time.Now().Add(10 * every)
-	for {
-		st, err := status(e.ctx, p)
-		if err == nil && st.Snapshot.Last.After(t1) {
-			break
-		}
-		if time.Now().After(deadline) {
+	inPlace := t1
+	for range 2 {
+		err := e.poll(10*every, func() bool {
+			st, err := status(e.ctx, p)
+			if err != nil || !st.Snapshot.Last.After(inPlace) {
+				return false
+			}
+			inPlace = st.Snapshot.Last
+			return true
+		})
+		if err != nil {
 			l.Stop()
 			return fmt.Errorf("no periodic snapshot within %v (every %v)", 10*every, every)
 		}
-		time.Sleep(10 * time.Millisecond) // polling the admin API, bounded by the deadline
 	}
 	if err := waitAcks(e.ctx, l, l.Acked()+300, 30*time.Second); err != nil {
 		l.Stop()

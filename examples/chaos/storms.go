@@ -43,6 +43,20 @@ func waitAcks(ctx context.Context, l *loadgen.Load, n int64, d time.Duration) er
 	return nil
 }
 
+// poll calls cond until it holds, for at most d.
+func (e *env) poll(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || e.ctx.Err() != nil {
+			return errTimedOut
+		}
+		time.Sleep(20 * time.Millisecond) // polling the admin API, bounded by the deadline
+	}
+	return nil
+}
+
+var errTimedOut = errors.New("timed out")
+
 func status(ctx context.Context, p *hostproc.Proc) (host.Status, error) {
 	var st host.Status
 	err := p.Admin(ctx, "GET", "/v1/status", &st)
@@ -67,7 +81,11 @@ func quantiles(ds []time.Duration) string {
 
 // verify ends a load and compares the server with its ledger.
 func (e *env) verify(scenario string, l *loadgen.Load, a string) (*loadgen.Result, *loadgen.Check) {
-	res := l.Stop()
+	return e.verifyResult(scenario, l.Stop(), a)
+}
+
+// verifyResult compares the server at a with the ledger of an ended load.
+func (e *env) verifyResult(scenario string, res *loadgen.Result, a string) (*loadgen.Result, *loadgen.Check) {
 	ck := loadgen.Verify(e.ctx, a, res, 10*time.Second)
 	viol := append(res.Violations, ck.Violations...)
 	e.check(scenario, "ledger exact", len(viol) == 0 && ck.Players > 0, "%s%s", ck, first(viol))
