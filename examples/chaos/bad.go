@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hothost/hothost/internal/hostproc"
@@ -49,26 +48,13 @@ func (e *env) buildBad(ps []*badPlugin) error {
 	gen := filepath.Join(e.bins.Root, "examples", "chaos", "testdata", fmt.Sprintf("gen-%d", os.Getpid()))
 	defer os.RemoveAll(gen)
 	out := filepath.Join(e.dir, "bad-built")
-	var wg sync.WaitGroup
-	errs := make(chan error, len(ps))
-	sem := make(chan struct{}, 2)
+	var jobs []func() error
 	for _, p := range ps {
-		if p.mangle == "garbage" {
-			continue
+		if p.mangle != "garbage" {
+			jobs = append(jobs, func() error { return e.buildOne(gen, out, p) })
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := e.buildOne(gen, out, p); err != nil {
-				errs <- err
-			}
-		}()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := inParallel(2, jobs); err != nil {
 		return err
 	}
 	for _, p := range ps {

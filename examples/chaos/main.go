@@ -15,7 +15,14 @@
 //   - faults: an unwritable snapshot directory, a pool too big for the
 //     tmpfs, the segment deleted while the host is down, a corrupt snapshot;
 //   - client abuse: oversized frames, garbage, half-open connections and
-//     a connection flood up to the host's limit.
+//     a connection flood up to the host's limit;
+//   - runtime faults: each case of the host's runtime corpus
+//     (host/testdata/runtime: os.Exit, a stack overflow, a panic on a
+//     helper's goroutine, concurrent map writes, a handler that never
+//     returns, one just over the deadline) dropped in as coin 1.5.0 under
+//     load, a supervisor loop restarting the host when it dies: at most one
+//     death per bad version, the version bad with its cause named, coin
+//     1.0.0 serving, no other player's request failed, ledger exact.
 //
 // It prints a table and exits 1 on any violation. Everything lives in a
 // temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
@@ -60,17 +67,18 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 	if !ok {
 		mark = "FAIL"
 	}
-	fmt.Printf("  [%s] %-16s %-44s %s\n", mark, scenario, check, r.figures)
+	fmt.Printf("  [%s] %-18s %-44s %s\n", mark, scenario, check, r.figures)
 }
 
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,runtime (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	conns := flag.Int("conns", 8, "load connections")
-	limit := flag.Duration("timeout", 8*time.Minute, "the whole run's bound")
+	rtCases := flag.String("runtime", "", "runtime faults: comma-separated cases of host/testdata/runtime (default all: exit,overflow,gopanic,mapwrites,hang,slow)")
+	limit := flag.Duration("timeout", 12*time.Minute, "the whole run's bound")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), *limit)
@@ -104,6 +112,7 @@ func main() {
 			{"bad", e.badStorm},
 			{"faults", e.faults},
 			{"abuse", e.abuse},
+			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
 		} {
 			if !want(s.name) {
 				continue
@@ -214,15 +223,15 @@ func (e *env) cleanup(keep bool) {
 
 func (e *env) table() int {
 	failed := 0
-	fmt.Printf("\n%-16s | %-44s | %-4s | %s\n", "scenario", "check", "ok", "figures")
-	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 16), strings.Repeat("-", 44), "----", strings.Repeat("-", 60))
+	fmt.Printf("\n%-18s | %-44s | %-4s | %s\n", "scenario", "check", "ok", "figures")
+	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 18), strings.Repeat("-", 44), "----", strings.Repeat("-", 60))
 	for _, r := range e.rows {
 		mark := "PASS"
 		if !r.ok {
 			mark = "FAIL"
 			failed++
 		}
-		fmt.Printf("%-16s | %-44s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
+		fmt.Printf("%-18s | %-44s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
 	}
 	fmt.Printf("\n%d checks, %d failed\n", len(e.rows), failed)
 	if failed > 0 || len(e.rows) == 0 {
