@@ -16,6 +16,11 @@
 //     tmpfs, the segment deleted while the host is down, a corrupt snapshot;
 //   - client abuse: oversized frames, garbage, half-open connections and
 //     a connection flood up to the host's limit;
+//   - auth abuse: forged, tampered, expired, other-player, missing,
+//     malformed and alg-none login tickets, each answered with its `err
+//     auth` and changing no player (admin /v1/player before and after); a
+//     flood of failed logins from one address hits that address's limit
+//     and no other's;
 //   - runtime faults: each case of the host's runtime corpus
 //     (host/testdata/runtime: os.Exit, a stack overflow, a panic on a
 //     helper's goroutine, concurrent map writes, a handler that never
@@ -73,7 +78,7 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,runtime (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	conns := flag.Int("conns", 8, "load connections")
@@ -112,6 +117,7 @@ func main() {
 			{"bad", e.badStorm},
 			{"faults", e.faults},
 			{"abuse", e.abuse},
+			{"auth", e.authAbuse},
 			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
 		} {
 			if !want(s.name) {
