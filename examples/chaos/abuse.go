@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/client"
-	"github.com/hothost/hothost/internal/loadgen"
 )
 
 // The host's defaults these checks rely on (cmd/hothost has no flags for
@@ -33,14 +32,11 @@ func (e *env) abuse() error {
 	}
 	lc := e.loadCfg(p, a)
 	lc.Players = e.conns // one player per connection: the load holds its slots through the flood
-	l, err := loadgen.Start(e.ctx, lc)
+	l, err := e.warmLoad(lc, 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 
 	// Oversized frame: refused, and the session goes on.
 	c, err := client.Dial(p.Addr, 5*time.Second)

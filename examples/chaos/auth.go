@@ -15,7 +15,6 @@ import (
 
 	"github.com/hothost/hothost/client"
 	"github.com/hothost/hothost/internal/hostproc"
-	"github.com/hothost/hothost/internal/loadgen"
 	"github.com/hothost/hothost/ticket"
 )
 
@@ -38,14 +37,11 @@ func (e *env) authAbuse() error {
 	if err != nil {
 		return err
 	}
-	l, err := loadgen.Start(e.ctx, e.loadCfg(p, a))
+	l, err := e.warmLoad(e.loadCfg(p, a), 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 	key, err := ticket.LoadKey(filepath.Join(cfg.Dir, "data", "ticket.key"))
 	if err != nil {
 		return err

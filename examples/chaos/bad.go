@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/internal/hostproc"
-	"github.com/hothost/hothost/internal/loadgen"
 	"github.com/hothost/hothost/loader/sidecar"
 )
 
@@ -188,14 +187,11 @@ func (e *env) badStorm() error {
 	}
 	lc := e.loadCfg(p, a)
 	lc.AllowCodes = []string{"funds", "internal"} // counted apart below
-	l, err := loadgen.Start(e.ctx, lc)
+	l, err := e.warmLoad(lc, 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 	pd := filepath.Join(cfg.Dir, "plugins-dir")
 	judged := func(want []*badPlugin, done func(state string) bool) (map[string][2]string, error) {
 		deadline := time.Now().Add(60 * time.Second)

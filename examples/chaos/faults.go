@@ -33,14 +33,11 @@ func (e *env) snapshotDirFault() error {
 	if err != nil {
 		return err
 	}
-	l, err := loadgen.Start(e.ctx, e.loadCfg(p, a))
+	l, err := e.warmLoad(e.loadCfg(p, a), 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 	dir := filepath.Join(cfg.Dir, "data", "snapshots")
 	if err := os.Rename(dir, dir+".away"); err != nil {
 		return err
@@ -117,12 +114,8 @@ func (e *env) segmentLost() error {
 	}
 	lc := e.loadCfg(p, a)
 	lc.Mix = []loadgen.Weighted{{Cmd: "work", Weight: 1}} // coins only grow: "at least" is a check
-	l, err := loadgen.Start(e.ctx, lc)
+	l, err := e.warmLoad(lc, 500)
 	if err != nil {
-		return err
-	}
-	if err := waitAcks(e.ctx, l, 500, 30*time.Second); err != nil {
-		l.Stop()
 		return err
 	}
 	// The ledger at t1, then a periodic snapshot that began after t1. The

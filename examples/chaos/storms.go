@@ -31,6 +31,21 @@ func (e *env) loadCfg(p *hostproc.Proc, a *addr) loadgen.Config {
 		Tickets: p.Tickets()}
 }
 
+// warmLoad starts a load with lc and waits until it has warm replies: the
+// scenario's fault lands on a host already serving. On failure the load
+// is stopped.
+func (e *env) warmLoad(lc loadgen.Config, warm int64) (*loadgen.Load, error) {
+	l, err := loadgen.Start(e.ctx, lc)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitAcks(e.ctx, l, warm, 30*time.Second); err != nil {
+		l.Stop()
+		return nil, err
+	}
+	return l, nil
+}
+
 // waitAcks polls until the load has n replies, for at most d.
 func waitAcks(ctx context.Context, l *loadgen.Load, n int64, d time.Duration) error {
 	deadline := time.Now().Add(d)
@@ -106,12 +121,8 @@ func (e *env) swapStorm(n int) error {
 	if err != nil {
 		return err
 	}
-	l, err := loadgen.Start(e.ctx, e.loadCfg(p, a))
+	l, err := e.warmLoad(e.loadCfg(p, a), 200)
 	if err != nil {
-		return err
-	}
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		l.Stop()
 		return err
 	}
 	var lat []time.Duration
