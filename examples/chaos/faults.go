@@ -150,7 +150,7 @@ func (e *env) segmentLost() error {
 	if err := os.Remove(seg); err != nil {
 		return fmt.Errorf("delete the segment: %w", err)
 	}
-	if p, err = e.start(cfg); err != nil {
+	if p, err = e.restart(cfg, p); err != nil {
 		return err
 	}
 	st, _ := status(e.ctx, p)
@@ -203,7 +203,7 @@ func (e *env) segmentLost() error {
 	if err := os.Remove(seg); err != nil {
 		return fmt.Errorf("delete the segment: %w", err)
 	}
-	if p, err = e.start(cfg); err != nil {
+	if p, err = e.restart(cfg, p); err != nil {
 		return err
 	}
 	st, _ = status(e.ctx, p)

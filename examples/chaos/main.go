@@ -41,9 +41,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/hothost/hothost/host"
 	"github.com/hothost/hothost/internal/hostproc"
 )
 
@@ -200,6 +202,16 @@ func (e *env) start(cfg hostproc.Config) (*hostproc.Proc, error) {
 	}
 	e.procs = append(e.procs, p)
 	return p, nil
+}
+
+// restart starts the host of cfg again after dead ended, as a supervisor
+// does: it tells the new host how the last one ended (host.PrevExitEnv,
+// exec's ProcessState.String(): "signal: killed", "exit status 7"). Without
+// it the host cannot tell a kill from outside while a handler ran from
+// that handler ending the process, and quarantines the handler's version.
+func (e *env) restart(cfg hostproc.Config, dead *hostproc.Proc) (*hostproc.Proc, error) {
+	cfg.Env = append(slices.Clone(cfg.Env), host.PrevExitEnv+"="+dead.Cmd.ProcessState.String())
+	return e.start(cfg)
 }
 
 // stopAll kills whatever host a scenario left running.

@@ -168,9 +168,7 @@ func (s *supervisor) run() {
 		}
 		died := time.Now()
 		exit := p.Cmd.ProcessState.String()
-		cfg := s.cfg
-		cfg.Env = append(slices.Clone(cfg.Env), host.PrevExitEnv+"="+exit)
-		np, err := s.e.start(cfg)
+		np, err := s.e.restart(s.cfg, p)
 		d := death{exit: exit, down: time.Since(died)}
 		if err == nil {
 			if st, err := status(s.e.ctx, np); err == nil {
@@ -362,8 +360,7 @@ func (e *env) runtimeCase(c *runtimeCase) error {
 	t1 := time.Now()
 	stopErr := p.Stop()
 	stopped := time.Since(t1)
-	cfg.Env = []string{host.PrevExitEnv + "=" + p.Cmd.ProcessState.String()}
-	if p, err = e.start(cfg); err != nil {
+	if p, err = e.restart(cfg, p); err != nil {
 		return err
 	}
 	again, _ := versions(e.ctx, p)
