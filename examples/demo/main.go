@@ -196,11 +196,10 @@ func run(dir string, nPlayers int) error {
 	}
 	d.proc.Kill()
 	res = l.Stop() // each connection ends on the kill
-	t0 = time.Now()
-	if d.proc, err = d.bins.Start(ctx, d.cfg); err != nil {
+	restart, err := d.restart(ctx)
+	if err != nil {
 		return err
 	}
-	restart := time.Since(t0)
 	var st struct {
 		State struct {
 			Report string `json:"report"`
@@ -240,6 +239,20 @@ func run(dir string, nPlayers int) error {
 		return fmt.Errorf("%d checks failed", failed)
 	}
 	return nil
+}
+
+// restart starts the host again after it ended, as a supervisor does: it
+// tells the new host how the last one ended (host.PrevExitEnv, exec's
+// ProcessState.String()). Without it the host cannot tell a kill -9 from
+// outside while a handler ran from that handler ending the process, and
+// would quarantine the handler's version.
+func (d *demo) restart(ctx context.Context) (time.Duration, error) {
+	cfg := d.cfg
+	cfg.Env = []string{host.PrevExitEnv + "=" + d.proc.Cmd.ProcessState.String()}
+	t0 := time.Now()
+	p, err := d.bins.Start(ctx, cfg)
+	d.proc = p
+	return time.Since(t0), err
 }
 
 // probe is the demo's own player 1, outside the load's ledger, logged in
@@ -367,13 +380,11 @@ func (d *demo) crashOnce(ctx context.Context, so string) error {
 	exit := d.proc.Cmd.ProcessState.String()
 	fmt.Printf("   work -> %v: the host died (%s)\n", workErr, exit)
 
-	cfg := d.cfg
-	cfg.Env = []string{host.PrevExitEnv + "=" + exit}
-	t0 := time.Now()
-	if d.proc, err = d.bins.Start(ctx, cfg); err != nil {
+	took, err := d.restart(ctx)
+	if err != nil {
 		return err
 	}
-	fmt.Printf("   restarted with %s=%q, serving after %v\n", host.PrevExitEnv, exit, time.Since(t0).Round(time.Millisecond))
+	fmt.Printf("   restarted with %s=%q, serving after %v\n", host.PrevExitEnv, exit, took.Round(time.Millisecond))
 	var st struct {
 		Modules   map[string]string `json:"modules"`
 		LastCrash *host.CrashReport `json:"last_crash"`
