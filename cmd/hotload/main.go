@@ -8,6 +8,11 @@
 //	hotload -addr 127.0.0.1:7070 -conns 16 -players 1000 -duration 30s
 //	hotload -requests 100000 -mix 'work=6,balance=2,buy potion=1,whoami=1'
 //
+// Every login carries a ticket minted with the host's key file (-key; the
+// host makes it in its data directory at its first start), valid for -ttl
+// from that login. An empty -key (-key=) logs in without one, for a host
+// started with -insecure-login.
+//
 // It reports throughput, p50/p99/p99.9 latency and errors by code, and
 // exits 1 if the ledger and the server disagree or a request failed.
 package main
@@ -22,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/internal/loadgen"
+	"github.com/hothost/hothost/ticket"
 )
 
 func main() {
@@ -37,6 +43,8 @@ func main() {
 	verify := flag.Bool("verify", true, "check every player's coins against the ledger at the end")
 	quiet := flag.Bool("quiet", false, "no progress line")
 	seed := flag.Uint64("seed", 0, "command choice seed (0: random)")
+	keyFile := flag.String("key", "data/ticket.key", "the host's ticket key file, to mint login tickets (empty: log in without, for an -insecure-login host)")
+	ttl := flag.Duration("ttl", time.Hour, "each login ticket's lifetime")
 	flag.Parse()
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -50,6 +58,14 @@ func main() {
 	cfg := loadgen.Config{
 		Addr: func() string { return *addr }, Conns: *conns, Players: *players, FirstPlayer: *first, Mix: m,
 		Duration: *dur, Requests: *reqs, Reconnect: *reconnect, Timeout: *timeout, Seed: *seed,
+	}
+	if *keyFile != "" {
+		key, err := ticket.LoadKey(*keyFile)
+		if err != nil {
+			log.Error("cannot mint login tickets (an empty -key logs in without, for an -insecure-login host)", "err", err)
+			os.Exit(2)
+		}
+		cfg.Tickets = loadgen.KeyTickets(key, *ttl)
 	}
 	if !*quiet {
 		cfg.Progress = os.Stderr

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/client"
-	"github.com/hothost/hothost/internal/loadgen"
 )
 
 // The host's defaults these checks rely on (cmd/hothost has no flags for
@@ -31,16 +30,13 @@ func (e *env) abuse() error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.Players = e.conns // one player per connection: the load holds its slots through the flood
-	l, err := loadgen.Start(e.ctx, lc)
+	l, err := e.warmLoad(lc, 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 
 	// Oversized frame: refused, and the session goes on.
 	c, err := client.Dial(p.Addr, 5*time.Second)
@@ -88,6 +84,10 @@ func (e *env) abuse() error {
 
 	// Half-open: connections that send half a line, or nothing, and never read.
 	const halfOpen = 300
+	tk, err := p.Ticket(4)
+	if err != nil {
+		return err
+	}
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -99,8 +99,8 @@ func (e *env) abuse() error {
 		if err != nil {
 			return fmt.Errorf("half-open %d: %w", i, err)
 		}
-		if i%2 == 0 {
-			hc.Write([]byte("login 4"))
+		if i%2 == 0 { // half a login line: the ticket never ends
+			hc.Write([]byte("login 4 " + tk[:len(tk)/2]))
 		}
 		held = append(held, hc)
 	}

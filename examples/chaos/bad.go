@@ -8,11 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hothost/hothost/internal/hostproc"
-	"github.com/hothost/hothost/internal/loadgen"
 	"github.com/hothost/hothost/loader/sidecar"
 )
 
@@ -49,26 +47,13 @@ func (e *env) buildBad(ps []*badPlugin) error {
 	gen := filepath.Join(e.bins.Root, "examples", "chaos", "testdata", fmt.Sprintf("gen-%d", os.Getpid()))
 	defer os.RemoveAll(gen)
 	out := filepath.Join(e.dir, "bad-built")
-	var wg sync.WaitGroup
-	errs := make(chan error, len(ps))
-	sem := make(chan struct{}, 2)
+	var jobs []func() error
 	for _, p := range ps {
-		if p.mangle == "garbage" {
-			continue
+		if p.mangle != "garbage" {
+			jobs = append(jobs, func() error { return e.buildOne(gen, out, p) })
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := e.buildOne(gen, out, p); err != nil {
-				errs <- err
-			}
-		}()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := inParallel(2, jobs); err != nil {
 		return err
 	}
 	for _, p := range ps {
@@ -200,16 +185,13 @@ func (e *env) badStorm() error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.AllowCodes = []string{"funds", "internal"} // counted apart below
-	l, err := loadgen.Start(e.ctx, lc)
+	l, err := e.warmLoad(lc, 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 	pd := filepath.Join(cfg.Dir, "plugins-dir")
 	judged := func(want []*badPlugin, done func(state string) bool) (map[string][2]string, error) {
 		deadline := time.Now().Add(60 * time.Second)

@@ -33,14 +33,11 @@ func (e *env) snapshotDirFault() error {
 	if err != nil {
 		return err
 	}
-	l, err := loadgen.Start(e.ctx, e.loadCfg(a))
+	l, err := e.warmLoad(e.loadCfg(p, a), 200)
 	if err != nil {
 		return err
 	}
 	defer l.Stop()
-	if err := waitAcks(e.ctx, l, 200, 30*time.Second); err != nil {
-		return err
-	}
 	dir := filepath.Join(cfg.Dir, "data", "snapshots")
 	if err := os.Rename(dir, dir+".away"); err != nil {
 		return err
@@ -115,30 +112,33 @@ func (e *env) segmentLost() error {
 	if err != nil {
 		return err
 	}
-	lc := e.loadCfg(a)
+	lc := e.loadCfg(p, a)
 	lc.Mix = []loadgen.Weighted{{Cmd: "work", Weight: 1}} // coins only grow: "at least" is a check
-	l, err := loadgen.Start(e.ctx, lc)
+	l, err := e.warmLoad(lc, 500)
 	if err != nil {
 		return err
 	}
-	if err := waitAcks(e.ctx, l, 500, 30*time.Second); err != nil {
-		l.Stop()
-		return err
-	}
-	// The ledger at t1, then a periodic snapshot taken after t1.
+	// The ledger at t1, then a periodic snapshot that began after t1. The
+	// status page says when a snapshot was in place, not when it began
+	// copying: the first one in place after t1 may have begun before it
+	// (and missed a player acknowledged meanwhile). Snapshots run one at a
+	// time, so the next one began after t1.
 	t1 := time.Now()
 	l1 := l.Ledger()
-	deadline := time.Now().Add(10 * every)
-	for {
-		st, err := status(e.ctx, p)
-		if err == nil && st.Snapshot.Last.After(t1) {
-			break
-		}
-		if time.Now().After(deadline) {
+	inPlace := t1
+	for range 2 {
+		err := e.poll(10*every, func() bool {
+			st, err := status(e.ctx, p)
+			if err != nil || !st.Snapshot.Last.After(inPlace) {
+				return false
+			}
+			inPlace = st.Snapshot.Last
+			return true
+		})
+		if err != nil {
 			l.Stop()
 			return fmt.Errorf("no periodic snapshot within %v (every %v)", 10*every, every)
 		}
-		time.Sleep(10 * time.Millisecond) // polling the admin API, bounded by the deadline
 	}
 	if err := waitAcks(e.ctx, l, l.Acked()+300, 30*time.Second); err != nil {
 		l.Stop()
@@ -150,15 +150,16 @@ func (e *env) segmentLost() error {
 	if err := os.Remove(seg); err != nil {
 		return fmt.Errorf("delete the segment: %w", err)
 	}
-	if p, err = e.start(cfg); err != nil {
+	if p, err = e.restart(cfg, p); err != nil {
 		return err
 	}
 	st, _ := status(e.ctx, p)
+	tickets := p.Tickets() // the key lives in the data directory, which the segment's loss spares
 	restored := map[uint64]int64{}
 	below, lostCoins, players := 0, int64(0), 0
 	var first string
 	for id, want := range l1 {
-		got, err := loadgen.Balance(e.ctx, p.Addr, id, 10*time.Second)
+		got, err := tickets.Balance(e.ctx, p.Addr, id, 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -202,13 +203,13 @@ func (e *env) segmentLost() error {
 	if err := os.Remove(seg); err != nil {
 		return fmt.Errorf("delete the segment: %w", err)
 	}
-	if p, err = e.start(cfg); err != nil {
+	if p, err = e.restart(cfg, p); err != nil {
 		return err
 	}
 	st, _ = status(e.ctx, p)
 	same := 0
 	for id, want := range restored {
-		if got, err := loadgen.Balance(e.ctx, p.Addr, id, 10*time.Second); err == nil && got == want {
+		if got, err := tickets.Balance(e.ctx, p.Addr, id, 10*time.Second); err == nil && got == want {
 			same++
 		}
 	}

@@ -15,7 +15,19 @@
 //   - faults: an unwritable snapshot directory, a pool too big for the
 //     tmpfs, the segment deleted while the host is down, a corrupt snapshot;
 //   - client abuse: oversized frames, garbage, half-open connections and
-//     a connection flood up to the host's limit.
+//     a connection flood up to the host's limit;
+//   - auth abuse: forged, tampered, expired, other-player, missing,
+//     malformed and alg-none login tickets, each answered with its `err
+//     auth` and changing no player (admin /v1/player before and after); a
+//     flood of failed logins from one address hits that address's limit
+//     and no other's;
+//   - runtime faults: each case of the host's runtime corpus
+//     (host/testdata/runtime: os.Exit, a stack overflow, a panic on a
+//     helper's goroutine, concurrent map writes, a handler that never
+//     returns, one just over the deadline) dropped in as coin 1.5.0 under
+//     load, a supervisor loop restarting the host when it dies: at most one
+//     death per bad version, the version bad with its cause named, coin
+//     1.0.0 serving, no other player's request failed, ledger exact.
 //
 // It prints a table and exits 1 on any violation. Everything lives in a
 // temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
@@ -29,9 +41,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/hothost/hothost/host"
 	"github.com/hothost/hothost/internal/hostproc"
 )
 
@@ -60,17 +74,18 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 	if !ok {
 		mark = "FAIL"
 	}
-	fmt.Printf("  [%s] %-16s %-44s %s\n", mark, scenario, check, r.figures)
+	fmt.Printf("  [%s] %-18s %-44s %s\n", mark, scenario, check, r.figures)
 }
 
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	conns := flag.Int("conns", 8, "load connections")
-	limit := flag.Duration("timeout", 8*time.Minute, "the whole run's bound")
+	rtCases := flag.String("runtime", "", "runtime faults: comma-separated cases of host/testdata/runtime (default all: exit,overflow,gopanic,mapwrites,hang,slow)")
+	limit := flag.Duration("timeout", 12*time.Minute, "the whole run's bound")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), *limit)
@@ -104,6 +119,8 @@ func main() {
 			{"bad", e.badStorm},
 			{"faults", e.faults},
 			{"abuse", e.abuse},
+			{"auth", e.authAbuse},
+			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
 		} {
 			if !want(s.name) {
 				continue
@@ -187,6 +204,16 @@ func (e *env) start(cfg hostproc.Config) (*hostproc.Proc, error) {
 	return p, nil
 }
 
+// restart starts the host of cfg again after dead ended, as a supervisor
+// does: it tells the new host how the last one ended (host.PrevExitEnv,
+// exec's ProcessState.String(): "signal: killed", "exit status 7"). Without
+// it the host cannot tell a kill from outside while a handler ran from
+// that handler ending the process, and quarantines the handler's version.
+func (e *env) restart(cfg hostproc.Config, dead *hostproc.Proc) (*hostproc.Proc, error) {
+	cfg.Env = append(slices.Clone(cfg.Env), host.PrevExitEnv+"="+dead.Cmd.ProcessState.String())
+	return e.start(cfg)
+}
+
 // stopAll kills whatever host a scenario left running.
 func (e *env) stopAll() {
 	for _, p := range e.procs {
@@ -214,15 +241,15 @@ func (e *env) cleanup(keep bool) {
 
 func (e *env) table() int {
 	failed := 0
-	fmt.Printf("\n%-16s | %-44s | %-4s | %s\n", "scenario", "check", "ok", "figures")
-	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 16), strings.Repeat("-", 44), "----", strings.Repeat("-", 60))
+	fmt.Printf("\n%-18s | %-44s | %-4s | %s\n", "scenario", "check", "ok", "figures")
+	fmt.Printf("%s-+-%s-+-%s-+-%s\n", strings.Repeat("-", 18), strings.Repeat("-", 44), "----", strings.Repeat("-", 60))
 	for _, r := range e.rows {
 		mark := "PASS"
 		if !r.ok {
 			mark = "FAIL"
 			failed++
 		}
-		fmt.Printf("%-16s | %-44s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
+		fmt.Printf("%-18s | %-44s | %-4s | %s\n", r.scenario, r.check, mark, r.figures)
 	}
 	fmt.Printf("\n%d checks, %d failed\n", len(e.rows), failed)
 	if failed > 0 || len(e.rows) == 0 {

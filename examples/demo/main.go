@@ -8,7 +8,12 @@
 //  2. a config price change is picked up live, an invalid one refused;
 //  3. the host is killed with SIGKILL under load and restarted: every
 //     acknowledged coin is still there;
-//  4. `hotctl rollback coin` returns to v1.
+//  4. `hotctl rollback coin` returns to v1;
+//  5. a coin version whose work ends the process (the runtime corpus's
+//     `exit`) is dropped in, and the host dies on the first work. The demo
+//     restarts it as a supervisor would, saying how the last one ended
+//     (HOTHOST_PREV_EXIT): the version is quarantined, v1 serves, and the
+//     host says why.
 //
 // It prints what happened with figures and exits non-zero if a check fails.
 package main
@@ -24,6 +29,7 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/client"
+	"github.com/hothost/hothost/host"
 	"github.com/hothost/hothost/internal/hostproc"
 	"github.com/hothost/hothost/internal/loadgen"
 )
@@ -71,8 +77,11 @@ func run(dir string, nPlayers int) error {
 		}
 	}
 	d := &demo{cfg: hostproc.Config{Dir: dir, ShmDir: "/dev/shm", StateName: "hothost-demo", Capacity: 10_000}}
-	os.Remove(filepath.Join("/dev/shm", d.cfg.StateName))
-	defer os.Remove(filepath.Join("/dev/shm", d.cfg.StateName))
+	seg := filepath.Join("/dev/shm", d.cfg.StateName)
+	os.Remove(seg)
+	os.Remove(seg + ".marks") // the lanes' crash marks, beside the segment
+	defer os.Remove(seg)
+	defer os.Remove(seg + ".marks")
 
 	fmt.Println("== build: host, hotctl, hhbuild and the example plugins (one set of flags, from the Makefile)")
 	t0 := time.Now()
@@ -94,6 +103,10 @@ func run(dir string, nPlayers int) error {
 			so2 = so
 		}
 	}
+	soCrash, err := d.buildCrashing(filepath.Join(dir, "staging"))
+	if err != nil {
+		return err
+	}
 	fmt.Printf("   built in %v\n", time.Since(t0).Round(time.Millisecond))
 
 	fmt.Println("== start the host")
@@ -113,7 +126,8 @@ func run(dir string, nPlayers int) error {
 	load := func() (*loadgen.Load, error) {
 		addr := d.proc.Addr
 		return loadgen.Start(ctx, loadgen.Config{Addr: func() string { return addr }, Conns: nPlayers, Players: nPlayers,
-			FirstPlayer: 1001, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 4 * time.Minute})
+			FirstPlayer: 1001, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 1}}, Duration: 4 * time.Minute,
+			Tickets: d.proc.Tickets()})
 	}
 	probe, err := d.probe()
 	if err != nil {
@@ -182,11 +196,10 @@ func run(dir string, nPlayers int) error {
 	}
 	d.proc.Kill()
 	res = l.Stop() // each connection ends on the kill
-	t0 = time.Now()
-	if d.proc, err = d.bins.Start(ctx, d.cfg); err != nil {
+	restart, err := d.restart(ctx)
+	if err != nil {
 		return err
 	}
-	restart := time.Since(t0)
 	var st struct {
 		State struct {
 			Report string `json:"report"`
@@ -204,6 +217,11 @@ func run(dir string, nPlayers int) error {
 		probe.Close()
 	}
 	d.check("rollback serves v1 again", err == nil && strings.HasSuffix(w.Text, "v1"), "hotctl: %s; work -> %s", strings.Join(strings.Fields(string(out)), " "), w)
+
+	fmt.Println("== 5. coin " + crashVersion + " (its work calls os.Exit) dropped in: the host dies once, comes back on v1 and says why")
+	if err := d.crashOnce(ctx, soCrash); err != nil {
+		return err
+	}
 
 	fmt.Println("== shutdown (SIGTERM: drain, final snapshot, clean mark)")
 	err = d.proc.Stop()
@@ -223,13 +241,33 @@ func run(dir string, nPlayers int) error {
 	return nil
 }
 
-// probe is the demo's own player 1, outside the load's ledger.
+// restart starts the host again after it ended, as a supervisor does: it
+// tells the new host how the last one ended (host.PrevExitEnv, exec's
+// ProcessState.String()). Without it the host cannot tell a kill -9 from
+// outside while a handler ran from that handler ending the process, and
+// would quarantine the handler's version.
+func (d *demo) restart(ctx context.Context) (time.Duration, error) {
+	cfg := d.cfg
+	cfg.Env = []string{host.PrevExitEnv + "=" + d.proc.Cmd.ProcessState.String()}
+	t0 := time.Now()
+	p, err := d.bins.Start(ctx, cfg)
+	d.proc = p
+	return time.Since(t0), err
+}
+
+// probe is the demo's own player 1, outside the load's ledger, logged in
+// with a ticket minted with the host's key (as the game's account service
+// would).
 func (d *demo) probe() (*client.Conn, error) {
+	tk, err := d.proc.Ticket(1)
+	if err != nil {
+		return nil, err
+	}
 	c, err := client.Dial(d.proc.Addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Login(1); err != nil {
+	if _, err := c.LoginTicket(1, tk); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -259,4 +297,125 @@ func (d *demo) waitConfig(ctx context.Context, version int) int {
 		}
 	}
 	return st.Config.Version
+}
+
+// crashVersion is the version the crashing coin is dropped in as: newer
+// than v1, so the host activates it.
+const crashVersion = "1.5.0"
+
+// buildCrashing builds the runtime corpus's `exit` case
+// (host/testdata/runtime/exit: coin v1 whose work calls os.Exit(7)) as coin
+// crashVersion into out. It is copied into a folder of the module first
+// (it imports coin v1's handlers by their import path), removed afterwards.
+// The build tool's vet refuses os.Exit in plugin code, so the check is
+// skipped: this is how a bad build reaches a host anyway, by a tool that
+// does not check.
+func (d *demo) buildCrashing(out string) (string, error) {
+	gen := filepath.Join(d.bins.Root, "examples", "demo", "testdata", fmt.Sprintf("gen-exit-%d", os.Getpid()))
+	os.RemoveAll(gen)
+	defer os.RemoveAll(gen)
+	if err := os.CopyFS(gen, os.DirFS(filepath.Join(d.bins.Root, "host", "testdata", "runtime", "exit"))); err != nil {
+		return "", err
+	}
+	v := fmt.Sprintf("package main\n\nconst version = %q\n", crashVersion)
+	if err := os.WriteFile(filepath.Join(gen, "version.go"), []byte(v), 0o644); err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(d.bins.Root, gen)
+	if err != nil {
+		return "", err
+	}
+	return d.bins.Plugin(rel, "coin", crashVersion, out, "-unsafe-skip-vet")
+}
+
+type versionLine struct {
+	Module  string `json:"module"`
+	Version string `json:"version"`
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
+}
+
+// coinVersion is coin version's line of the host's version history.
+func (d *demo) coinVersion(ctx context.Context, version string) (versionLine, error) {
+	var vs []versionLine
+	if err := d.proc.Admin(ctx, "GET", "/v1/versions", &vs); err != nil {
+		return versionLine{}, err
+	}
+	for _, v := range vs {
+		if v.Module == "coin" && v.Version == version && v.State != "rejected" {
+			return v, nil
+		}
+	}
+	return versionLine{}, fmt.Errorf("coin %s not in the version history", version)
+}
+
+// crashOnce drops the crashing coin in, lets the probe's work kill the
+// host, restarts it the way a supervisor does and shows what it made of
+// the crash.
+func (d *demo) crashOnce(ctx context.Context, so string) error {
+	if err := hostproc.Install(so, filepath.Join(d.cfg.Dir, "plugins-dir")); err != nil {
+		return err
+	}
+	for {
+		v, err := d.coinVersion(ctx, crashVersion)
+		if err == nil && v.State == "active" {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("coin %s never became active (%s %s, %v)", crashVersion, v.State, v.Reason, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the admin API, bounded by ctx
+	}
+	probe, err := d.probe()
+	if err != nil {
+		return err
+	}
+	r, workErr := probe.Do("work")
+	probe.Close()
+	select {
+	case <-d.proc.Done():
+	case <-ctx.Done():
+		return fmt.Errorf("the host did not die of coin %s's work (work -> %v %v)", crashVersion, r, workErr)
+	}
+	exit := d.proc.Cmd.ProcessState.String()
+	fmt.Printf("   work -> %v: the host died (%s)\n", workErr, exit)
+
+	took, err := d.restart(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   restarted with %s=%q, serving after %v\n", host.PrevExitEnv, exit, took.Round(time.Millisecond))
+	var st struct {
+		Modules   map[string]string `json:"modules"`
+		LastCrash *host.CrashReport `json:"last_crash"`
+	}
+	if err := d.proc.Admin(ctx, "GET", "/v1/status", &st); err != nil {
+		return err
+	}
+	bad, err := d.coinVersion(ctx, crashVersion)
+	if err != nil {
+		return err
+	}
+	if st.LastCrash != nil {
+		fmt.Printf("   status last_crash: %s (quarantined: %t)\n", st.LastCrash.Reason, st.LastCrash.Quarantined)
+	}
+	fmt.Printf("   versions: coin %s %s: %s\n", bad.Version, bad.State, bad.Reason)
+	quarantined := st.LastCrash != nil && st.LastCrash.Quarantined && bad.State == "bad" &&
+		strings.Contains(bad.Reason, "coin "+crashVersion+" ran work for player 1")
+	d.check("crashing version quarantined", exit == "exit status 7" && quarantined, "coin %s %s: %q", bad.Version, bad.State, bad.Reason)
+
+	// No crash loop: v1 serves work again, and again.
+	works, v1 := 0, 0
+	if probe, err = d.probe(); err == nil {
+		for range 20 {
+			if w, err := probe.Do("work"); err == nil && strings.HasSuffix(w.Text, "v1") {
+				v1++
+			}
+			works++
+		}
+		probe.Close()
+	}
+	d.check("back on v1, no crash loop", st.Modules["coin"] == "1.0.0" && v1 == 20, "coin %s active; %d of %d work replies from v1",
+		st.Modules["coin"], v1, works)
+	return nil
 }
