@@ -1,6 +1,7 @@
 package host
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func benchWork(c *abi.Call) error {
 // function. dispatch-x is the ratio (goal <= 1.7x). The message lookup
 // by name and the transaction around the call are not part of dispatch.
 func BenchmarkDispatch(b *testing.B) {
-	l, err := loader.New(loader.Options{Dir: b.TempDir(), Static: []*abi.Module{{
+	l, err := loader.New(loader.Options{Dir: b.TempDir(), Logger: slog.New(slog.DiscardHandler), Static: []*abi.Module{{
 		Name: "bench", Version: "1.0.0", ABI: ">= 1.0", Handlers: map[string]abi.Handler{"work": benchWork}}}})
 	if err != nil {
 		b.Fatal(err)

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,18 +10,31 @@ import (
 // 5 µs growing by 2.5x, 14 buckets (to about 1.5 s).
 var latencyBuckets = prometheus.ExponentialBuckets(5e-6, 2.5, 14)
 
+// latencyBoundsNs are latencyBuckets in nanoseconds: a request finds its
+// bucket with a few integer compares (most are fast, so a linear scan from
+// the smallest ends early).
+var latencyBoundsNs = func() [14]int64 {
+	var b [14]int64
+	for i, s := range latencyBuckets {
+		b[i] = int64(s * 1e9)
+	}
+	return b
+}()
+
 // latencyHist is one lane's histogram of one version's request times,
 // merged with the other lanes' when /metrics is read.
 type latencyHist struct {
 	counts [15]uint64 // per bucket, the last one +Inf
-	sum    float64    // seconds
+	sumNs  int64      // nanoseconds: an integer add per request, seconds at scrape time
 }
 
 func (lh *latencyHist) observe(d time.Duration) {
-	s := d.Seconds()
-	i := sort.SearchFloat64s(latencyBuckets, s)
+	i := 0
+	for i < len(latencyBoundsNs) && int64(d) > latencyBoundsNs[i] {
+		i++
+	}
 	lh.counts[i]++
-	lh.sum += s
+	lh.sumNs += int64(d)
 }
 
 // versionUsage is one version's requests summed over every lane.
@@ -58,7 +70,7 @@ func (h *Host[T, C]) usage() map[int]*versionUsage {
 				for b, n := range vc.hist.counts {
 					u.hist.counts[b] += n
 				}
-				u.hist.sum += vc.hist.sum
+				u.hist.sumNs += vc.hist.sumNs
 			}
 		})
 	}
@@ -112,6 +124,6 @@ func (h *Host[T, C]) collectRequests(ch chan<- prometheus.Metric) {
 			cum += u.hist.counts[i]
 			buckets[ub] = cum
 		}
-		ch <- prometheus.MustNewConstHistogram(rc.latency, uint64(u.calls), u.hist.sum, buckets, v.Module, v.Version)
+		ch <- prometheus.MustNewConstHistogram(rc.latency, uint64(u.calls), float64(u.hist.sumNs)/1e9, buckets, v.Module, v.Version)
 	}
 }
