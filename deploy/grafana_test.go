@@ -190,7 +190,8 @@ func seriesLabels(fams map[string]*dto.MetricFamily) map[string][]string {
 
 // TestDashboardMetricsExist starts the real host with admin on TCP (as the
 // systemd unit and the StatefulSet run it), sends requests of every kind
-// the dashboard breaks down (ok, a game error, an unknown command), scrapes
+// the dashboard breaks down (a login without its ticket, ok, a game error,
+// an unknown command: labelled series appear only once counted), scrapes
 // /metrics with the bearer token as Prometheus would, and checks that
 // every metric the dashboard queries is there with every label it matches.
 func TestDashboardMetricsExist(t *testing.T) {
@@ -211,7 +212,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []struct{ line, code string }{{"login 7 " + tk, ""}, {"work", ""}, {"buy nosuchitem", "item"}, {"nosuchcommand", "unknown"}} {
+	for _, step := range []struct{ line, code string }{{"login 7", "auth"}, {"login 7 " + tk, ""}, {"work", ""}, {"buy nosuchitem", "item"}, {"nosuchcommand", "unknown"}} {
 		r, err := conn.Do(step.line)
 		if err != nil || r.Code != step.code {
 			t.Fatalf("%s: %v %v, want code %q", step.line, r, err, step.code)

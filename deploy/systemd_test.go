@@ -164,6 +164,47 @@ func TestSystemdKeepsState(t *testing.T) {
 	}
 }
 
+// TestSystemdPassesExitStatus runs the unit's ExecStopPost script as
+// systemd would after each way the host can end, and checks that it leaves
+// the file EnvironmentFile reads with HOTHOST_PREV_EXIT as the host expects
+// it: "signal: ..." for a death by signal (not attributed to a plugin),
+// "exit status N" otherwise.
+func TestSystemdPassesExitStatus(t *testing.T) {
+	svc := unitOptions(t, serviceFile)
+	const envFile = "/run/hothost/prev-exit"
+	if got := one(t, svc, "Service", "EnvironmentFile"); got != "-"+envFile {
+		t.Fatalf("EnvironmentFile=%s, want -%s (optional: there is none before the first stop)", got, envFile)
+	}
+	post := one(t, svc, "Service", "ExecStopPost")
+	// "+": run as root, since /run/hothost itself is root's.
+	script, ok := strings.CutPrefix(post, "+/bin/sh -c '")
+	if !ok || !strings.HasSuffix(script, "'") || !strings.Contains(script, envFile) {
+		t.Fatalf("ExecStopPost=%s: want +/bin/sh -c '...' writing %s", post, envFile)
+	}
+	// systemd turns $$ into $ and leaves the rest of a quoted word as is.
+	out := filepath.Join(t.TempDir(), "prev-exit")
+	script = strings.ReplaceAll(strings.ReplaceAll(strings.TrimSuffix(script, "'"), "$$", "$"), envFile, out)
+	for _, c := range []struct{ code, status, want string }{
+		{"exited", "0", "exit status 0"},
+		{"exited", "7", "exit status 7"},
+		{"killed", "KILL", "signal: KILL"},
+		{"dumped", "ABRT", "signal: ABRT"},
+	} {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.Env = append(os.Environ(), "EXIT_CODE="+c.code, "EXIT_STATUS="+c.status)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("ExecStopPost with EXIT_CODE=%s: %v\n%s", c.code, err, o)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(b), "HOTHOST_PREV_EXIT="+c.want+"\n"; got != want {
+			t.Errorf("EXIT_CODE=%s EXIT_STATUS=%s: wrote %q, want %q", c.code, c.status, got, want)
+		}
+	}
+}
+
 // drainTimeout is the host's drain bound for these flags.
 func drainTimeout(t *testing.T, flags map[string]string) time.Duration {
 	t.Helper()
