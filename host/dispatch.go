@@ -263,7 +263,7 @@ func (h *Host[T, C]) login(player uint64, now time.Time) Reply {
 // joined by " | " so that it stays one reply line.
 func (h *Host[T, C]) help() string {
 	t := h.loader.Current()
-	lines := []string{"login <player-id> <ticket>: log in", "ping: check the connection", "help: this list", "quit: close the connection"}
+	lines := []string{h.loginUsage() + ": log in", "ping: check the connection", "help: this list", "quit: close the connection"}
 	for _, msg := range t.Messages() {
 		e, _ := t.Lookup(msg)
 		u := e.Usage()

@@ -137,7 +137,7 @@ func TestChecksHelperPackages(t *testing.T) {
 	var logged bytes.Buffer
 	_, err := build(config{src: src, name: "coin", version: "0.0.0", out: out,
 		log: slog.New(slog.NewTextHandler(&logged, nil))})
-	want := "refused: the plugin keeps state or can end the host (DESIGN.md invariants 8 and 11):\n\t" +
+	want := "refused: the plugin keeps state or can end the host (docs/ARCHITECTURE.md invariants 8 and 11):\n\t" +
 		src + "/helper/helper.go:11:2: go statement: a goroutine outlives the call that started it"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("got %v, want %s...", err, want)

@@ -3,7 +3,8 @@
 // socket. Defaults work on one machine with nothing else installed:
 //
 //	hothost                       # clients on 127.0.0.1:7070, admin on data/admin.sock
-//	nc 127.0.0.1 7070             # login 42, work, buy sword, name Ada, whoami
+//	hotctl ticket 42              # a login ticket for player 42, made with data/ticket.key
+//	nc 127.0.0.1 7070             # login 42 <ticket>, work, buy sword, give 7 5, help
 //	hotctl status                 # see cmd/hotctl
 //	hothost -ws-listen 127.0.0.1:7071   # and a browser on http://127.0.0.1:7071/
 //
