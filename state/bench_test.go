@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,33 +69,83 @@ func BenchmarkUpdate(b *testing.B) {
 
 // BenchmarkRunMulti is a transaction over two players (a gift: each
 // player's value changes) against a Run of one player doing the same to
-// one value, on the same 1024 players, each timed over b.N transactions
-// in this run: multi-x is the ratio of their times per transaction.
+// one value, on the same 1024 players: multi-x is the ratio of their
+// times per transaction. tx1-x is RunTx of one player (what a handler
+// that may schedule timers runs in) over Run, scheduling nothing. The
+// three run interleaved in blocks, so that a shared machine's load
+// weighs on each alike.
 func BenchmarkRunMulti(b *testing.B) {
 	s := benchStore(b)
 	var g Guard
-	start := time.Now()
-	for i := range b.N {
-		if err := s.Run(uint64(i%players), &g, bump); err != nil {
-			b.Fatal(err)
-		}
-	}
-	single := time.Since(start)
-	gift := func(vs []*Player) error { vs[0].Coins--; return bump(vs[1]) }
 	var ids [2]uint64
-	b.ResetTimer()
-	for i := range b.N {
-		ids[0], ids[1] = uint64(i%players), uint64((i*7+1)%players)
-		if ids[0] == ids[1] {
-			ids[1] = (ids[1] + 1) % players
-		}
-		if err := s.RunMulti(ids[:], &g, gift); err != nil {
-			b.Fatal(err)
+	gift := func(vs []*Player) error { vs[0].Coins--; return bump(vs[1]) }
+	one := func(tx *Tx[Player]) error { return bump(tx.Values()[0]) }
+	kinds := []func(i int) error{
+		func(i int) error { return s.Run(uint64(i%players), &g, bump) },
+		func(i int) error { ids[0] = uint64(i % players); return s.RunTx(ids[:1], &g, one) },
+		func(i int) error {
+			ids[0], ids[1] = uint64(i%players), uint64((i*7+1)%players)
+			if ids[0] == ids[1] {
+				ids[1] = (ids[1] + 1) % players
+			}
+			return s.RunMulti(ids[:], &g, gift)
+		},
+	}
+	took := interleave(b, kinds)
+	b.ReportMetric(float64(took[0].Nanoseconds())/float64(b.N), "run1-ns/op")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "tx1-x")
+	b.ReportMetric(float64(took[2])/float64(took[0]), "multi-x")
+}
+
+// interleave runs each of kinds b.N times, in blocks of 256 in turn, and
+// returns the time each took in all.
+func interleave(b *testing.B, kinds []func(i int) error) []time.Duration {
+	const block = 256
+	took := make([]time.Duration, len(kinds))
+	for lo := 0; lo < b.N; lo += block {
+		hi := min(b.N, lo+block)
+		for k, run := range kinds {
+			start := time.Now()
+			for i := lo; i < hi; i++ {
+				if err := run(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			took[k] += time.Since(start)
 		}
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(single.Nanoseconds())/float64(b.N), "run1-ns/op")
-	b.ReportMetric(float64(b.Elapsed())/float64(single), "multi-x")
+	return took
+}
+
+// BenchmarkTimer is scheduling a timer with a change (RunTx) and firing
+// it (DueTimers, RunTimer), against two Runs making the same changes
+// without a timer, interleaved: timer-x is the ratio.
+func BenchmarkTimer(b *testing.B) {
+	s := benchStore(b)
+	now := time.Now()
+	fire := func(tx *Tx[Player]) error { return bump(tx.Values()[0]) }
+	took := interleave(b, []func(i int) error{
+		func(i int) error {
+			s.Run(uint64(i%players), nil, bump)
+			return s.Run(uint64(i%players), nil, bump)
+		},
+		func(i int) error {
+			id := uint64(i % players)
+			err := s.RunTx([]uint64{id}, nil, func(tx *Tx[Player]) error {
+				bump(tx.Values()[0])
+				_, err := tx.At(id, now, "refund", "10")
+				return err
+			})
+			for _, t := range s.DueTimers(now, 1) {
+				err = errors.Join(err, s.RunTimer(t, nil, fire))
+			}
+			return err
+		},
+	})
+	if n, _ := s.PendingTimers(); n != 0 {
+		b.Fatalf("%d timers left pending", n)
+	}
+	b.ReportMetric(float64(took[1])/float64(took[0]), "timer-x")
 }
 
 // BenchmarkGet is a consistent read of a 256-byte T.

@@ -16,13 +16,13 @@ import (
 // all go through here, so kill -9 at any instant leaves either the old
 // state of opts.Name (missing, or the old segment) or the finished new
 // one, never a half-built segment under the real name.
-func build[T any](opts Options, capacity int, fill func(b *Store[T]) error) (err error) {
+func build[T any](opts Options, capacity, timers int, fill func(b *Store[T]) error) (err error) {
 	tmp := "." + opts.Name + ".building"
 	if err := shmpool.Remove(opts.ShmDir, tmp); err != nil { // left by a killed build
 		return err
 	}
 	var zero record[T]
-	g := planAux(auxVersion, opts.Lanes, int(unsafe.Sizeof(zero)), capacity)
+	g := planAux(auxVersion, opts.Lanes, int(unsafe.Sizeof(zero)), capacity, timers)
 	p, err := shmpool.Open[record[T]](tmp, shmpool.Options{Dir: opts.ShmDir, Capacity: capacity, AuxSize: g.size})
 	if err != nil {
 		return err
@@ -115,7 +115,7 @@ func create[T any](opts Options, rep *OpenReport) error {
 	if rep.Reason == "" {
 		rep.Reason = "no segment and no snapshot directory configured"
 	}
-	return build[T](opts, opts.Capacity, func(*Store[T]) error { return nil })
+	return build[T](opts, opts.Capacity, timerSlots(opts, opts.Capacity, 0), func(*Store[T]) error { return nil })
 }
 
 // restore loads the newest valid snapshot into a new segment. It reports

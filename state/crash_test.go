@@ -61,7 +61,11 @@ func runChild(mode, dir string) error {
 		return childStorm(dir)
 	case "transfer-storm":
 		return childTransfers(dir)
-	case "torn-update", "torn-create", "torn-alloc", "torn-delete", "torn-tx":
+	case "timer-storm":
+		return childTimers(dir)
+	case "timer-due":
+		return childTimerDue(dir)
+	case "torn-update", "torn-create", "torn-alloc", "torn-delete", "torn-tx", "torn-timer":
 		return childTorn(mode, dir)
 	case "migrate-stop":
 		return childMigrateStop(dir)
@@ -143,12 +147,7 @@ func TestKillStorm(t *testing.T) {
 // whole, every acknowledged transfer is there, and the coins add up to
 // what the players started with.
 func TestKillStormTransfers(t *testing.T) {
-	dir := shmDir(t)
-	s, _ := mustOpen[Player](t, childOptions(dir))
-	seedCoins(t, s, transferPlayers)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := seededDir(t)
 	total, repaired := killStorm(t, dir, "transfer-storm", transferPlayers, func(k int, s *Store[Player]) {
 		if coins, _ := coinsAndSteps(t, s); coins != transferPlayers*startCoins {
 			t.Fatalf("kill %d: total coins %d, want %d", k, coins, transferPlayers*startCoins)
@@ -163,6 +162,18 @@ func TestKillStormTransfers(t *testing.T) {
 }
 
 const transferPlayers = 10
+
+// seededDir is a directory holding the storms' segment, with players
+// 1..transferPlayers of startCoins each.
+func seededDir(t *testing.T) string {
+	dir := shmDir(t)
+	s, _ := mustOpen[Player](t, childOptions(dir))
+	seedCoins(t, s, transferPlayers)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
 
 // killWithin bounds how long a storm child commits before its kill.
 const killWithin = 3 * time.Millisecond
@@ -277,24 +288,171 @@ func killStorm(t *testing.T, dir, mode string, players uint64, check func(k int,
 	return total, repaired
 }
 
-// childTransfers gives coins among players 1..transferPlayers with
-// RunMulti in a loop, and reports each player of each acknowledged
-// transfer as "id A\n" (buffered, as childStorm does). The hook holds each
-// commit between its first and second record write for a moment: most of
-// the child's time is then spent inside a commit (not blocked writing to
-// a full pipe, where a tight loop spends it), so most kills land there.
-func childTransfers(dir string) error {
-	testHookTxWrite = func(i int) {
-		if i == 1 {
-			spin(10000)
+// TestKillStormTimers: a child schedules refunds (spending coins now,
+// giving them back when the timer fires) and fires the due ones, the
+// window between a commit's record write and its timer words widened,
+// and the parent SIGKILLs it at random instants: after every reopen each
+// player's coins plus its pending refunds are what it started with (no
+// refund lost with its spending kept, none fired twice).
+func TestKillStormTimers(t *testing.T) {
+	dir := seededDir(t)
+	total, repaired := killStorm(t, dir, "timer-storm", transferPlayers, func(k int, s *Store[Player]) {
+		checkRefunds(t, s, transferPlayers)
+	})
+	if repaired == 0 {
+		t.Fatal("no kill landed inside a commit")
+	}
+	t.Logf("%d acknowledged steps checked, %d transactions rolled back", total, repaired)
+	// What is still pending fires once, and every coin comes back.
+	s, _ := mustOpen[Player](t, childOptions(dir))
+	defer s.Close()
+	fireDue(t, s, time.Now().Add(time.Hour))
+	for id := uint64(1); id <= transferPlayers; id++ {
+		if p, _ := s.Get(id); p.Coins != startCoins || len(s.Timers(id)) != 0 {
+			t.Fatalf("player %d: %d coins, %d timers pending after all fired", id, p.Coins, len(s.Timers(id)))
 		}
 	}
+}
+
+// childTimers schedules refunds for random players, due within a
+// millisecond or two, and fires the due ones, in a loop; it reports each
+// committed step as "id A\n", as childStorm does. The hook holds each
+// commit between its record write and the rest (stormChild).
+func childTimers(dir string) error {
+	s, w, rng, err := stormChild(dir)
+	if err != nil {
+		return err
+	}
+	for {
+		id := 1 + rng.Uint64N(transferPlayers)
+		var a int64
+		err := s.RunTx([]uint64{id}, nil, func(tx *Tx[Player]) error {
+			err := construct(id, time.Duration(rng.IntN(2000))*time.Microsecond)(tx)
+			a = tx.Values()[0].A
+			return err
+		})
+		if err == nil {
+			fmt.Fprintf(w, "%d %d\n", id, a)
+		} else if !errors.Is(err, errPoor) && !errors.Is(err, ErrTimersFull) {
+			return err
+		}
+		for _, t := range s.DueTimers(time.Now(), 4) {
+			err := s.RunTimer(t, nil, func(tx *Tx[Player]) error {
+				err := refund(t)(tx)
+				a = tx.Values()[0].A
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%d %d\n", t.Player, a)
+		}
+	}
+}
+
+// childTimerDue schedules a refund for player 1 due at once, and waits,
+// once it is due, to be killed before firing it.
+func childTimerDue(dir string) error {
 	s, _, err := Open[Player](childOptions(dir))
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(os.Stdout, 4096)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 11))
+	if err := s.RunTx([]uint64{1}, nil, construct(1, 0)); err != nil {
+		return err
+	}
+	if len(s.DueTimers(time.Now(), 1)) != 1 {
+		return errors.New("the refund is not due")
+	}
+	fmt.Println("due")
+	parkUntilKilled()
+	return nil
+}
+
+// A timer due when its host is killed, before it fired, fires once after
+// the restart (and a restart after that does not fire it again).
+func TestTimerDueAcrossKill(t *testing.T) {
+	dir := shmDir(t)
+	opts := childOptions(dir)
+	s, _ := mustOpen[Player](t, opts)
+	seedCoins(t, s, 1)
+	s.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=timer-due", dirEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "due\n" {
+		cmd.Process.Kill()
+		t.Fatalf("child said %q, %v", line, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	s, rep := mustOpen[Player](t, opts)
+	if rep.How != Recovered || rep.Timers != 1 {
+		t.Fatalf("open after the kill: %v", rep)
+	}
+	checkRefunds(t, s, 1)
+	if n := fireDue(t, s, time.Now()); n != 1 {
+		t.Fatalf("%d timers fired after the restart, want 1", n)
+	}
+	checkRefunds(t, s, 1)
+	s.Close()
+	s, rep = mustOpen[Player](t, opts)
+	defer s.Close()
+	if p, _ := s.Get(1); rep.Timers != 0 || p.Coins != startCoins || len(s.DueTimers(time.Now(), 1)) != 0 {
+		t.Fatalf("after a second restart: %v, %d coins", rep, p.Coins)
+	}
+}
+
+// A timer fired by a process killed half way through the commit (before
+// or after the player's record was written): recovery leaves it pending
+// with no effect, and it then fires once.
+func TestRecoveryRollsBackTornTimer(t *testing.T) {
+	for step := 0; step <= 1; step++ {
+		for _, rk := range recoverKills {
+			t.Run(fmt.Sprintf("write-%d/recovery-killed-%v", step, rk), func(t *testing.T) {
+				s, rep := runTornChild(t, "torn-timer", rk, fmt.Sprintf("%s=%d", stepEnv, step))
+				wantRepaired(t, rep, 1)
+				pending := s.Timers(1)
+				if p, _ := s.Get(1); len(pending) != 1 || p.Coins != 0 {
+					t.Fatalf("after recovery: %d coins, timers %+v; want 0 and the timer pending", p.Coins, pending)
+				}
+				if err := s.RunTimer(pending[0], nil, bonus(pending[0])); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.RunTimer(pending[0], nil, bonus(pending[0])); !errors.Is(err, ErrTimerGone) {
+					t.Fatalf("second firing: %v", err)
+				}
+				if p, _ := s.Get(1); p.Coins != 5 || p.A != 4 {
+					t.Fatalf("after firing: %d coins, A %d; want 5, 4", p.Coins, p.A)
+				}
+			})
+		}
+	}
+}
+
+// bonus is RunTimer's callback for the torn-timer child's timer.
+func bonus(t Timer) func(tx *Tx[Player]) error {
+	return func(tx *Tx[Player]) error {
+		n, _ := strconv.Atoi(t.Args)
+		p := tx.Values()[0]
+		p.Coins += int64(n)
+		p.step(t.Player)
+		return nil
+	}
+}
+
+// childTransfers gives coins among players 1..transferPlayers with
+// RunMulti in a loop, and reports each player of each acknowledged
+// transfer as "id A\n" (buffered, as childStorm does).
+func childTransfers(dir string) error {
+	s, w, rng, err := stormChild(dir)
+	if err != nil {
+		return err
+	}
 	for {
 		ids := pickPlayers(rng, transferPlayers, 4)
 		vs := make([]Player, len(ids))
@@ -366,6 +524,20 @@ func childTorn(mode, dir string) error {
 		if err := s.RunMulti(ids, nil, transfer(ids, 10)); err != nil {
 			return err
 		}
+	case "torn-timer":
+		// A timer of player 1 fired, killed before its record write (0)
+		// or after it (1), before its removal and the journal's clearing.
+		err := s.RunTx([]uint64{1}, nil, func(tx *Tx[Player]) error { _, err := tx.After(1, 0, "bonus", "5"); return err })
+		if err != nil {
+			return err
+		}
+		if err := killAtStep(func(hook func(int)) { testHookTxWrite = hook }); err != nil {
+			return err
+		}
+		t := s.Timers(1)[0]
+		if err := s.RunTimer(t, nil, bonus(t)); err != nil {
+			return err
+		}
 	case "torn-delete":
 		// Delete(ids[0]) of one cluster, killed before the index store
 		// numbered by the step variable (past the last: after the delete).
@@ -384,6 +556,21 @@ func childTorn(mode, dir string) error {
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	parkUntilKilled()
 	return nil
+}
+
+// stormChild opens the store of a storm child whose commits are held for
+// a moment (a few microseconds of spinning) after their first record
+// write: between two records, or between a record and the timer words.
+// Most of the child's time is then spent inside a commit, so a kill at a
+// random instant most likely lands there. Acknowledgements go to w.
+func stormChild(dir string) (*Store[Player], *bufio.Writer, *rand.Rand, error) {
+	testHookTxWrite = func(i int) {
+		if i == 1 {
+			spin(10000)
+		}
+	}
+	s, _, err := Open[Player](childOptions(dir))
+	return s, bufio.NewWriterSize(os.Stdout, 4096), rand.New(rand.NewPCG(uint64(os.Getpid()), 11)), err
 }
 
 // spin burns n rounds of the processor: a delay with no system call (a

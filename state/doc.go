@@ -9,9 +9,10 @@
 // player, a record: a 16-byte header (commit sequence, CRC-32C, player id)
 // and the game's pointer-free value T. The segment's aux region holds the
 // undo journal (one undo record per lane), the transaction journal (the
-// undo records of one transaction over several players) and the
-// open-addressing index from id to slot, so one file, one owner lock and
-// one mapping carry everything that has to survive kill -9.
+// undo records of one transaction over several players), the players'
+// pending timers and the open-addressing index from id to slot, so one
+// file, one owner lock and one mapping carry everything that has to
+// survive kill -9.
 //
 //	Update(id, fn):  lane lock (hash(id) % lanes)  -> copy the committed value
 //	                 into the lane's scratch T -> fn(&scratch) (errors and
@@ -21,11 +22,7 @@
 //
 // A crash at any instant leaves either an idle journal (the record is
 // whole, old or new) or an active one whose undo copy is restored on the
-// next Open. RunMulti changes up to MaxTxPlayers players in one
-// transaction: it takes their lanes in ascending order (so it cannot
-// deadlock), and its commit saves every old record in the transaction
-// journal before it writes any, so a crash leaves every player old or
-// every player new (txjournal.go). Every acknowledged Update (one that returned nil) is therefore
+// next Open. Every acknowledged Update (one that returned nil) is therefore
 // present after kill -9, and no reader ever sees half of one: Get, Each,
 // Describe and Snapshot copy a record as a sequence-lock read (keep the
 // copy only if Seq was even and did not change), so they take no lock,
@@ -33,9 +30,20 @@
 // copies bytes (never while fn runs). The lane mutex is the only lock an
 // Update takes.
 //
+// RunMulti changes up to MaxTxPlayers players in one transaction: it
+// takes their lanes in ascending order (so it cannot deadlock), and its
+// commit saves every old record in the transaction journal before it
+// writes any, so a crash leaves every player old or every player new
+// (txjournal.go). A transaction's callback (RunTx) can also schedule and
+// cancel timers: messages for a player at a later time, committed with
+// its change; RunTimer fires one, removing it in the same commit as its
+// effect, so that it fires exactly once (timers.go).
+//
 // # What it must never do
 //
 //   - Hold a Go pointer in shared memory (shmpool refuses such a T).
+//   - Fire a timer outside RunTimer's transaction, or keep a timer whose
+//     player is gone.
 //   - Write a record outside the commit protocol above, or acknowledge an
 //     update before its commit.
 //   - Write to a segment it is migrating from: migrations and snapshot

@@ -38,6 +38,19 @@ var (
 	// than MaxTxPlayers, or one player twice; nothing ran.
 	ErrBadPlayers = errors.New("state: bad players for a transaction")
 
+	// ErrTimerGone means a timer is not pending (any more): it fired, was
+	// cancelled, or its player was deleted. Nothing ran.
+	ErrTimerGone = errors.New("state: timer not pending")
+
+	// ErrBadTimer means a timer's message is empty or too long
+	// (MaxTimerMsg), or its args are (MaxTimerArgs).
+	ErrBadTimer = errors.New("state: bad timer")
+
+	// ErrTimersFull means no timer can be scheduled: the transaction
+	// changes MaxTxTimers timers already, the player has MaxPlayerTimers
+	// pending, or every timer slot of the segment is taken.
+	ErrTimersFull = errors.New("state: too many timers")
+
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("state: store closed")
 

@@ -2,11 +2,14 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"time"
 
 	"github.com/hothost/hothost/state"
 )
@@ -71,13 +74,8 @@ func ExampleStore_Update() {
 func ExampleStore_RunMulti() {
 	dir := exampleDir()
 	defer os.RemoveAll(dir)
-	s, _, _ := state.Open[Account](state.Options{Name: "accounts", ShmDir: dir, Capacity: 10,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := openAccounts(dir)
 	defer s.Close()
-	for _, id := range []uint64{1, 2} {
-		s.Ensure(id)
-		s.Update(id, func(a *Account) error { a.Coins = 100; return nil })
-	}
 
 	// Player 1 gives 30 coins to player 2: both change, or neither does,
 	// even if the process is killed half way through the commit.
@@ -101,6 +99,94 @@ func ExampleStore_RunMulti() {
 	// <nil>
 	// player 1 has only 70 coins
 	// 70 130
+}
+
+// openAccounts is the examples' store, with players 1 and 2 holding 100
+// coins each.
+func openAccounts(dir string) *state.Store[Account] {
+	s, _, _ := state.Open[Account](state.Options{Name: "accounts", ShmDir: dir, Capacity: 10,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for _, id := range []uint64{1, 2} {
+		s.Ensure(id)
+		s.Update(id, func(a *Account) error { a.Coins = 100; return nil })
+	}
+	return s
+}
+
+func ExampleStore_RunTx() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s := openAccounts(dir)
+	defer s.Close()
+
+	// "build house": pay now, and the house is built in 30 s. The coins
+	// and the timer commit together (or, on kill -9, neither does).
+	err := s.RunTx([]uint64{1}, nil, func(tx *state.Tx[Account]) error {
+		tx.Values()[0].Coins -= 40
+		_, err := tx.After(1, 30*time.Second, "built", "house")
+		return err
+	})
+	fmt.Println(err)
+	for _, t := range s.Timers(1) {
+		fmt.Println(t.Player, t.Msg, t.Args, "due later:", t.Due.After(time.Now()))
+	}
+	pending, slots := s.PendingTimers()
+	fmt.Println(pending, "of", slots)
+	// Output:
+	// <nil>
+	// 1 built house due later: true
+	// 1 of 40
+}
+
+func ExampleStore_RunTimer() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s := openAccounts(dir)
+	defer s.Close()
+	s.RunTx([]uint64{2}, nil, func(tx *state.Tx[Account]) error {
+		_, err := tx.After(2, 0, "reward", "25")
+		return err
+	})
+
+	// A host's timer loop: fire what is due (on whatever code is active),
+	// then sleep until NextDue.
+	for _, t := range s.DueTimers(time.Now(), 100) {
+		err := s.RunTimer(t, nil, func(tx *state.Tx[Account]) error {
+			n, err := strconv.Atoi(t.Args)
+			tx.Values()[0].Coins += int64(n)
+			return err
+		})
+		fmt.Println(t.Msg, err)
+		// The timer fired with its effect: it never fires again.
+		again := s.RunTimer(t, nil, func(*state.Tx[Account]) error { return nil })
+		fmt.Println(errors.Is(again, state.ErrTimerGone))
+	}
+	a, _ := s.Get(2)
+	_, more := s.NextDue()
+	fmt.Println(a.Coins, more)
+	// Output:
+	// reward <nil>
+	// true
+	// 125 false
+}
+
+func ExampleTx_Cancel() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	s := openAccounts(dir)
+	defer s.Close()
+	var id state.TimerID
+	s.RunTx([]uint64{1}, nil, func(tx *state.Tx[Account]) (err error) {
+		id, err = tx.After(1, time.Hour, "built", "house")
+		return err
+	})
+	// "cancel build": refund and drop the timer, in one commit.
+	err := s.RunTx([]uint64{1}, nil, func(tx *state.Tx[Account]) error {
+		tx.Values()[0].Coins += 40
+		return tx.Cancel(1, id)
+	})
+	fmt.Println(err, len(s.Timers(1)))
+	// Output: <nil> 0
 }
 
 func ExampleStore_Snapshot() {

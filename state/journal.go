@@ -17,7 +17,11 @@ import (
 //	               never share a cache line: an active word, then a copy of
 //	               the record being overwritten (the undo record)
 //	[..., ...)     transaction journal (txjournal.go; version 3 on): the undo
-//	               records of a transaction over several records
+//	               records of a transaction over several records, and the
+//	               timer words it changes
+//	[..., ...)     timer words (timers.go; version 3 on): one uint64 a timer
+//	               slot, odd while the slot holds a pending timer
+//	[..., ...)     timer bodies (version 3 on): 128 bytes a timer slot
 //	[..., +64)     index header (index.go; version 2 on)
 //	[..., end)     index: one uint32 per entry
 //
@@ -33,6 +37,7 @@ const (
 	offAuxVersion  = 8  // uint32
 	offAuxLanes    = 12 // uint32
 	offAuxRecSize  = 16 // uint32
+	offAuxTimers   = 20 // uint32: timer slots (version 3 on)
 	offAuxCapacity = 24 // uint64
 	offAuxIndexLen = 32 // uint64
 	offAuxJournal  = 40 // uint64
@@ -57,6 +62,9 @@ type auxGeom struct {
 	journal  int // offset of lane 0's entry
 	stride   int // bytes per lane entry
 	tx       int // offset of the transaction journal (version 3 on)
+	timers   int // timer slots (version 3 on)
+	words    int // offset of the timer words
+	bodies   int // offset of the timer bodies
 	index    int // offset of the index
 	size     int // total aux bytes
 }
@@ -64,13 +72,16 @@ type auxGeom struct {
 // planAux is the aux layout of a segment of the given version: the
 // current one for a new segment, an older one to read a segment that
 // migration converts.
-func planAux(version, lanes, recSize, capacity int) auxGeom {
+func planAux(version, lanes, recSize, capacity, timers int) auxGeom {
 	g := auxGeom{version: version, lanes: lanes, recSize: recSize, capacity: capacity, indexLen: indexLen(capacity), journal: auxHeader}
 	g.stride = alignUp(8+recSize, 64)
 	end := g.journal + lanes*g.stride
 	if version >= 3 {
 		g.tx = alignUp(end, 64)
-		end = g.tx + txJournalSize(recSize)
+		g.timers = timers
+		g.words = alignUp(g.tx+txJournalSize(recSize), 64)
+		g.bodies = alignUp(g.words+8*timers, 64)
+		end = g.bodies + timers*timerBodySize
 	}
 	g.index = alignUp(end, 64)
 	if version >= 2 {
@@ -88,6 +99,7 @@ func encodeAux(b []byte, g auxGeom) {
 	le.PutUint32(b[offAuxVersion:], auxVersion)
 	le.PutUint32(b[offAuxLanes:], uint32(g.lanes))
 	le.PutUint32(b[offAuxRecSize:], uint32(g.recSize))
+	le.PutUint32(b[offAuxTimers:], uint32(g.timers))
 	le.PutUint64(b[offAuxCapacity:], uint64(g.capacity))
 	le.PutUint64(b[offAuxIndexLen:], uint64(g.indexLen))
 	le.PutUint64(b[offAuxJournal:], uint64(g.journal))
@@ -118,7 +130,13 @@ func decodeAux(b []byte, recSize, capacity int) (auxGeom, error) {
 	if lanes <= 0 || lanes > maxLanes || lanes&(lanes-1) != 0 {
 		return auxGeom{}, fmt.Errorf("%w: %d lanes", ErrCorrupt, lanes)
 	}
-	g := planAux(int(v), lanes, recSize, capacity)
+	timers := 0
+	if v >= 3 {
+		if timers = int(le.Uint32(b[offAuxTimers:])); timers > maxTimers {
+			return auxGeom{}, fmt.Errorf("%w: %d timer slots, at most %d", ErrCorrupt, timers, maxTimers)
+		}
+	}
+	g := planAux(int(v), lanes, recSize, capacity, timers)
 	if int(le.Uint32(b[offAuxRecSize:])) != recSize || le.Uint64(b[offAuxCapacity:]) != uint64(capacity) ||
 		le.Uint64(b[offAuxIndexLen:]) != uint64(g.indexLen) || le.Uint64(b[offAuxJournal:]) != uint64(g.journal) ||
 		le.Uint64(b[offAuxIndex:]) != uint64(g.index) || g.size > len(b) {
@@ -150,6 +168,9 @@ type laneHold[T any] struct {
 	// new value (ID, Val and zero padding, contiguous) is computed here,
 	// before the record is touched, without copying or allocating.
 	scratch record[T]
+	// tx is the transaction of a RunTx whose players all hash onto this
+	// lane (multi.go), made on first use.
+	tx *Tx[T]
 }
 
 // lock takes the lane: its current hold's mutex, skipping holds that a

@@ -359,7 +359,7 @@ func migrate[T any](opts Options, rep *OpenReport) error {
 	}
 	// The old journals, applied logically: a slot with an unfinished update
 	// or transaction is read from its undo copy, a half-created one skipped.
-	undo := txUndo(raw.Aux(), g, p.oldSize)
+	undo, timerWords := txUndo(raw.Aux(), g, p.oldSize)
 	created := map[int]bool{}
 	aux := raw.Aux()
 	for i := range g.lanes {
@@ -372,11 +372,11 @@ func migrate[T any](opts Options, rep *OpenReport) error {
 			created[int(uint32(w))] = true
 		}
 	}
-	crashed := raw.Info().How == shmpool.AttachedAfterCrash || len(undo)+len(created) > 0
+	crashed := raw.Info().How == shmpool.AttachedAfterCrash || len(undo)+len(created)+len(timerWords) > 0
 	var rr RecoveryReport
 	capacity := max(raw.Cap(), opts.Capacity)
 	log := opts.Logger
-	err = build[T](opts, capacity, func(b *Store[T]) error {
+	err = build[T](opts, capacity, timerSlots(opts, capacity, g.timers), func(b *Store[T]) error {
 		n := 0
 		for i := range raw.Cap() {
 			rec, live := raw.Slot(i)
@@ -412,6 +412,7 @@ func migrate[T any](opts Options, rep *OpenReport) error {
 				testHookMigrated(n)
 			}
 		}
+		rep.TimersDropped += b.copyTimers(aux, g, timerWords)
 		return nil
 	})
 	if err != nil {

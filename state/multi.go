@@ -1,14 +1,14 @@
 package state
 
-import (
-	"fmt"
-)
+import "fmt"
 
-// txn is one transaction over several players: the players, the lanes it
-// holds, and the private copies its callback changes. Transactions are
-// pooled (Store.txPool), so that RunMulti allocates nothing in the steady
-// state; a txn goes back to the pool only once its callback has returned.
-type txn[T any] struct {
+// Tx is a running transaction, as its callback sees it: the private
+// copies of its players' values, and the timers it schedules and cancels
+// (timers.go). Everything commits together when the callback returns nil,
+// or nothing does. A Tx is valid only during the callback: it must not be
+// kept or used from another goroutine.
+type Tx[T any] struct {
+	s       *Store[T]
 	n       int
 	ids     [MaxTxPlayers]uint64
 	lanes   [MaxTxPlayers]int // distinct, ascending: the order they are taken in
@@ -18,6 +18,26 @@ type txn[T any] struct {
 	recs    [MaxTxPlayers]*record[T] // the committed records, in the segment
 	scratch [MaxTxPlayers]record[T]  // what the callback changes
 	vals    [MaxTxPlayers]*T
+	ops     [MaxTxTimers]timerOp // timer words to step
+	nops    int
+	fired   bool // ops[0] is RunTimer's removal
+	pooled  bool // from Store.txPool; else its one lane's hold owns it
+}
+
+// Values are the private copies of the transaction's players' values, in
+// the order of its ids.
+func (tx *Tx[T]) Values() []*T { return tx.vals[:tx.n] }
+
+// Players are the transaction's players, as given to RunTx.
+func (tx *Tx[T]) Players() []uint64 { return tx.ids[:tx.n] }
+
+func (tx *Tx[T]) has(player uint64) bool {
+	for _, id := range tx.ids[:tx.n] {
+		if id == player {
+			return true
+		}
+	}
+	return false
 }
 
 // RunMulti is Run over several players at once: fn runs on private copies
@@ -39,47 +59,90 @@ type txn[T any] struct {
 // lane the transaction holds at once, and RunMulti returns ErrFenced when
 // fn returns, having committed nothing.
 func (s *Store[T]) RunMulti(ids []uint64, g *Guard, fn func(vs []*T) error) error {
+	return s.run(ids, g, nil, func(tx *Tx[T]) error { return fn(tx.Values()) })
+}
+
+// RunTx is RunMulti whose callback gets the whole transaction: the
+// players' copies (tx.Values) and the timers, so that a handler's change
+// and the timers it schedules (tx.After) or cancels commit together. With
+// one player and no timer changed it costs about what Run does.
+func (s *Store[T]) RunTx(ids []uint64, g *Guard, fn func(tx *Tx[T]) error) error {
+	return s.run(ids, g, nil, fn)
+}
+
+// run is RunTx, and RunTimer when fire is set: then fire's removal is
+// part of the transaction, and is committed alone if fn fails.
+func (s *Store[T]) run(ids []uint64, g *Guard, fire *Timer, fn func(tx *Tx[T]) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	t, err := s.newTxn(ids)
+	tx, err := s.begin(ids)
 	if err != nil {
 		return err
 	}
-	defer s.txPool.Put(t)
-	for i := range t.nl {
-		t.holds[i] = s.lanes[t.lanes[i]].lock()
+	if tx.pooled {
+		defer s.txPool.Put(tx)
 	}
 	if g != nil {
-		g.startMulti(s.LaneOf(ids[0]), t.lanes[:t.nl])
+		g.startMulti(s.LaneOf(ids[0]), tx.lanes[:tx.nl])
 	}
 	ok := false
 	defer func() {
-		if !ok && (g == nil || g.Claim()) {
-			t.unlock() // fn panicked: the copies are dropped, the lanes go on
+		if !ok { // fn panicked: the copies and timers are dropped, the lanes go on
+			tx.dropTimers(false)
+			if g == nil || g.Claim() {
+				tx.unlock()
+			}
 		}
 	}()
-	if err = s.loadTxn(t); err == nil {
-		err = fn(t.vals[:t.n])
+	if fire != nil {
+		err = tx.takeTimer(*fire)
+	}
+	if err == nil {
+		err = s.loadTx(tx)
+	}
+	if err == nil {
+		err = fn(tx)
 	}
 	ok = true
 	if g != nil && !g.Claim() {
-		return ErrFenced // Fence released the lanes; t.holds are no longer ours
+		tx.dropTimers(false)
+		return ErrFenced // Fence released the lanes; tx.holds are no longer ours
 	}
-	if err == nil {
-		if t.n == 1 {
-			s.commit(&s.lanes[t.lanes[0]], &t.scratch[0], t.slots[0], t.recs[0])
-		} else {
-			s.commitTx(t)
-		}
+	n := tx.n
+	if err != nil {
+		n = 0
+		tx.dropTimers(true)
 	}
-	t.unlock()
+	s.commitAll(tx, n)
+	tx.unlock()
 	return err
 }
 
-// newTxn checks ids and returns a pooled transaction for them, its lanes
-// sorted.
-func (s *Store[T]) newTxn(ids []uint64) (*txn[T], error) {
+// commitAll commits the first n players of tx and its timer changes, by
+// the cheapest way that is crash-atomic for what there is.
+func (s *Store[T]) commitAll(tx *Tx[T], n int) {
+	switch {
+	case tx.nops == 0 && n == 0:
+		return
+	case tx.nops == 0 && n == 1:
+		s.commit(&s.lanes[tx.lanes[0]], &tx.scratch[0], tx.slots[0], tx.recs[0])
+		return
+	case tx.nops == 1 && n == 0: // one word: a crash leaves it old or new
+		journalStore(&s.timers.words[tx.ops[0].slot], tx.ops[0].old+1)
+	default:
+		s.commitTx(tx, n)
+	}
+	s.timers.applied(tx.ops[:tx.nops])
+	tx.nops = 0
+}
+
+// begin checks ids, takes their lanes (in ascending order) and returns
+// the transaction: the one its lane's hold keeps when there is one lane
+// (as Run uses the hold's scratch: hot in cache, and Fence replaces it
+// with the hold), else a pooled one. Touch a hold's Tx only while holding
+// the hold.
+func (s *Store[T]) begin(ids []uint64) (*Tx[T], error) {
 	if len(ids) == 0 || len(ids) > MaxTxPlayers {
 		return nil, fmt.Errorf("%w: %d players, a transaction holds 1 to %d", ErrBadPlayers, len(ids), MaxTxPlayers)
 	}
@@ -90,49 +153,79 @@ func (s *Store[T]) newTxn(ids []uint64) (*txn[T], error) {
 			}
 		}
 	}
-	t := s.txPool.Get().(*txn[T])
-	t.n, t.nl = len(ids), 0
-	copy(t.ids[:], ids)
+	var lanes [MaxTxPlayers]int
+	nl := 0
 	for _, id := range ids {
-		t.addLane(s.LaneOf(id))
+		nl = addLane(&lanes, nl, s.LaneOf(id))
 	}
-	return t, nil
+	var tx *Tx[T]
+	if nl == 1 {
+		h := s.lanes[lanes[0]].lock()
+		if h.tx == nil {
+			h.tx = new(Tx[T])
+		}
+		tx = h.tx
+		tx.holds[0], tx.pooled = h, false
+	} else {
+		tx = s.txPool.Get().(*Tx[T])
+		for i, l := range lanes[:nl] {
+			tx.holds[i] = s.lanes[l].lock()
+		}
+		tx.pooled = true
+	}
+	tx.s, tx.n, tx.lanes, tx.nl, tx.nops, tx.fired = s, len(ids), lanes, nl, 0, false
+	copy(tx.ids[:], ids)
+	return tx, nil
 }
 
-// addLane inserts lane l into t.lanes (ascending) unless it is there.
-func (t *txn[T]) addLane(l int) {
+// addLane inserts lane l into lanes[:n] (ascending) unless it is there,
+// and returns the new length.
+func addLane(lanes *[MaxTxPlayers]int, n, l int) int {
 	i := 0
-	for i < t.nl && t.lanes[i] < l {
+	for i < n && lanes[i] < l {
 		i++
 	}
-	if i < t.nl && t.lanes[i] == l {
-		return
+	if i < n && lanes[i] == l {
+		return n
 	}
-	copy(t.lanes[i+1:t.nl+1], t.lanes[i:t.nl])
-	t.lanes[i] = l
-	t.nl++
+	copy(lanes[i+1:n+1], lanes[i:n])
+	lanes[i] = l
+	return n + 1
 }
 
-// loadTxn finds every player of t and copies its committed value into
-// t's scratch. Only the lanes t holds write those records, and readers
+// loadTx finds every player of tx and copies its committed value into
+// tx's scratch. Only the lanes tx holds write those records, and readers
 // only read: no seqlock check is needed.
-func (s *Store[T]) loadTxn(t *txn[T]) error {
-	for i := range t.n {
-		slot, _, rec, err := s.lookupLocked(t.ids[i])
+func (s *Store[T]) loadTx(tx *Tx[T]) error {
+	for i := range tx.n {
+		slot, _, rec, err := s.lookupLocked(tx.ids[i])
 		if err != nil {
 			return err
 		}
-		t.slots[i], t.recs[i] = slot, rec
-		t.scratch[i].ID = t.ids[i]
-		t.scratch[i].Val = rec.Val
-		t.vals[i] = &t.scratch[i].Val
+		tx.slots[i], tx.recs[i] = slot, rec
+		tx.scratch[i].ID = tx.ids[i]
+		tx.scratch[i].Val = rec.Val
+		tx.vals[i] = &tx.scratch[i].Val
 	}
 	return nil
 }
 
-func (t *txn[T]) unlock() {
-	for i := range t.nl {
-		t.holds[i].mu.Unlock()
-		t.holds[i] = nil
+// unlock releases the transaction's lanes. A Tx that a hold owns is the
+// next holder's from the instant that hold is released: nothing of tx is
+// touched after.
+func (tx *Tx[T]) unlock() {
+	holds, nl := tx.holds, tx.nl
+	tx.holds = [MaxTxPlayers]*laneHold[T]{}
+	for _, h := range holds[:nl] {
+		h.mu.Unlock()
 	}
+}
+
+// initTimers builds the in-process timer index from the segment, after
+// recovery, dropping what cannot fire (timers.go).
+func (s *Store[T]) initTimers() {
+	exists := func(id uint64) bool { _, ok := s.idx.find(id); return ok }
+	s.timersDropped = s.timers.load(exists, func(slot uint32, player uint64, why string) {
+		s.log.Error("state: dropped a pending timer that cannot fire", "slot", slot, "player", player, "cause", why)
+	})
 }

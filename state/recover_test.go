@@ -255,7 +255,7 @@ func TestOldAuxSegmentIsConverted(t *testing.T) {
 			fill(t, s, n)
 			// What version v puts where: the records' undo journal
 			// (unchanged since 1) is all a conversion reads of it.
-			old := planAux(v, s.geom.lanes, s.geom.recSize, s.geom.capacity)
+			old := planAux(v, s.geom.lanes, s.geom.recSize, s.geom.capacity, 0)
 			b := s.aux
 			le := binary.LittleEndian
 			le.PutUint32(b[offAuxVersion:], uint32(v))

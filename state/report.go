@@ -50,10 +50,17 @@ type OpenReport struct {
 	Reason string // why, in words: "previous owner pid 812 died without closing"
 	Path   string // the segment file
 
-	Players      int
-	Capacity     int
-	SegmentBytes int           // size of the segment file
-	Duration     time.Duration // the whole Open
+	Players    int
+	Capacity   int
+	Timers     int // pending
+	TimerSlots int // the most that can be pending (Options.Timers)
+	// TimersDropped counts pending timers found unable to fire and
+	// removed (each logged): a body failing its check, or a player that
+	// no longer exists (a Delete cut short between the player and its
+	// timers).
+	TimersDropped int
+	SegmentBytes  int           // size of the segment file
+	Duration      time.Duration // the whole Open
 
 	// Recovery is set when Open recovered the segment (How == Recovered),
 	// and when it migrated a segment whose owner had died.
@@ -77,6 +84,10 @@ func (r *OpenReport) String() string {
 	fmt.Fprintf(&b, "state %s %s: %s; %d players (capacity %d) in %v", r.How, r.Path, r.Reason, r.Players, r.Capacity, r.Duration.Round(time.Microsecond))
 	if r.Recovery != nil {
 		fmt.Fprintf(&b, "; %s", r.Recovery)
+	}
+	fmt.Fprintf(&b, "; %d timers pending (of %d)", r.Timers, r.TimerSlots)
+	if r.TimersDropped > 0 {
+		fmt.Fprintf(&b, ", %d dropped", r.TimersDropped)
 	}
 	if r.Snapshot != "" {
 		fmt.Fprintf(&b, "; from snapshot %s (%v old)", r.Snapshot, r.SnapshotAge.Round(time.Second))

@@ -401,7 +401,7 @@ func restoreFile[T any](opts Options, path string) (SnapshotInfo, error) {
 		return SnapshotInfo{}, corrupt("%d players", h.count)
 	}
 	capacity := max(opts.Capacity, int(h.count), 1)
-	err = build[T](opts, capacity, func(b *Store[T]) error {
+	err = build[T](opts, capacity, timerSlots(opts, capacity, 0), func(b *Store[T]) error {
 		return readSnapRecords(f, h, func(rec []byte) error { return b.putConverted(rec, p) })
 	})
 	if err != nil {

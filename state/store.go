@@ -25,11 +25,18 @@ type Options struct {
 	// segment with fewer slots is grown (by migration) to Capacity; 0
 	// accepts the existing segment's capacity.
 	Capacity int
+	// Timers is the most timers pending at once in a new segment (at
+	// most 16M; each slot is 136 bytes of shared memory, pending or not);
+	// 0 means 4*Capacity, at most 65536 (8.5 MiB). An existing segment
+	// with fewer is grown (by migration); 0 accepts the existing
+	// segment's.
+	Timers int
 	// Lanes is the number of transaction lanes of a new segment (a power
 	// of two, default 256): players hash onto lanes, and a lane runs one
 	// transaction at a time.
 	Lanes int
 	// SnapshotDir holds snapshots; "" means none are written or restored.
+	// A snapshot holds the players, not their pending timers.
 	SnapshotDir string
 	// KeepSnapshots is how many of the newest snapshots are kept (default 3).
 	KeepSnapshots int
@@ -76,6 +83,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Capacity < 0 {
 		return o, fmt.Errorf("state: negative capacity %d", o.Capacity)
 	}
+	if o.Timers < 0 || o.Timers > maxTimers {
+		return o, fmt.Errorf("state: %d timers: want 0 to %d", o.Timers, maxTimers)
+	}
 	if o.Lanes == 0 {
 		o.Lanes = defaultLanes
 	}
@@ -94,19 +104,22 @@ func (o Options) withDefaults() (Options, error) {
 // Store is the players' state: one record per player in a shared-memory
 // segment. All methods are safe for concurrent use.
 type Store[T any] struct {
-	opts    Options
-	log     *slog.Logger
-	pool    *shmpool.Pool[record[T]]
-	layout  *shmpool.Layout // of T, as stored
-	aux     []byte
-	geom    auxGeom
-	lanes   []lane[T]
-	txj     *txJournal[T] // in the segment: see txjournal.go
-	txMu    sync.Mutex    // the transaction journal's writer
-	txPool  sync.Pool     // of *txn[T]
-	locks   []slotGen     // per slot: see lock.go
-	idx     index
-	recSize uintptr
+	opts   Options
+	log    *slog.Logger
+	pool   *shmpool.Pool[record[T]]
+	layout *shmpool.Layout // of T, as stored
+	aux    []byte
+	geom   auxGeom
+	lanes  []lane[T]
+	txj    *txJournal[T] // in the segment: see txjournal.go
+	txMu   sync.Mutex    // the transaction journal's writer
+	txPool sync.Pool     // of *Tx[T]
+	timers *timerSet     // timers.go
+
+	timersDropped int       // by initTimers
+	locks         []slotGen // per slot: see lock.go
+	idx           index
+	recSize       uintptr
 
 	closed atomic.Bool
 	snapMu sync.Mutex // one snapshot at a time
@@ -159,15 +172,16 @@ func Open[T any](opts Options) (*Store[T], *OpenReport, error) {
 	rep := &OpenReport{SnapshotEvery: opts.SnapshotEvery}
 	s, err := attach[T](opts, rep)
 	switch {
-	case err == nil && opts.Capacity > s.pool.Cap():
+	case err == nil && (opts.Capacity > s.pool.Cap() || opts.Timers > s.geom.timers):
 		// Growing is a migration to the same layout: close (clean) and
 		// rebuild at the new size.
-		old := s.pool.Cap()
+		reason := fmt.Sprintf("grown from %d players and %d timers to %d and %d", s.pool.Cap(), s.geom.timers,
+			max(s.pool.Cap(), opts.Capacity), max(s.geom.timers, opts.Timers))
 		if err = s.closeSegment(); err == nil {
 			err = migrate[T](opts, rep)
 		}
 		if err == nil {
-			rep.How, rep.Reason = Migrated, fmt.Sprintf("capacity grown from %d to %d", old, opts.Capacity)
+			rep.How, rep.Reason = Migrated, reason
 			s, err = attach[T](opts, nil)
 		}
 	case err == nil:
@@ -192,13 +206,16 @@ func Open[T any](opts Options) (*Store[T], *OpenReport, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	rep.Timers, rep.TimerSlots = s.PendingTimers()
+	rep.TimersDropped += s.timersDropped
 	rep.Path = s.pool.Info().Path
 	rep.Players = s.Len()
 	rep.Capacity = s.pool.Cap()
 	rep.SegmentBytes = s.pool.Info().SegmentSize
 	rep.Duration = time.Since(start)
 	s.log.Info("state: open", "how", rep.How.String(), "reason", rep.Reason, "path", rep.Path,
-		"players", rep.Players, "capacity", rep.Capacity, "duration", rep.Duration, "snapshot_every", opts.SnapshotEvery)
+		"players", rep.Players, "capacity", rep.Capacity, "timers", rep.Timers, "timers_dropped", rep.TimersDropped,
+		"duration", rep.Duration, "snapshot_every", opts.SnapshotEvery)
 	s.startSnapshots()
 	s.startScrub()
 	return s, rep, nil
@@ -241,6 +258,7 @@ func attach[T any](opts Options, rep *OpenReport) (*Store[T], error) {
 		}
 	}
 	s.initLocks()
+	s.initTimers()
 	return s, nil
 }
 
@@ -260,7 +278,8 @@ func bind[T any](p *shmpool.Pool[record[T]], opts Options) (*Store[T], error) {
 	if s.txj, err = bindTxJournal[T](s.aux, g); err != nil {
 		return nil, err
 	}
-	s.txPool.New = func() any { return new(txn[T]) }
+	s.txPool.New = func() any { return new(Tx[T]) }
+	s.timers = bindTimers(s.aux, g)
 	vl, err := shmpool.Describe(reflect.TypeFor[T]())
 	if err != nil {
 		return nil, err
@@ -454,8 +473,8 @@ func (s *Store[T]) lookupLocked(id uint64) (uint32, shmpool.Handle, *record[T], 
 	return slot, h, rec, nil
 }
 
-// Delete removes player id. A Delete cut short by a crash either happened
-// or did not; it never leaves half a player.
+// Delete removes player id and its pending timers. A Delete cut short by
+// a crash either happened or did not; it never leaves half a player.
 func (s *Store[T]) Delete(id uint64) error {
 	if s.closed.Load() {
 		return ErrClosed
@@ -477,6 +496,7 @@ func (s *Store[T]) Delete(id uint64) error {
 	if err := s.freeJournaled(ln.active, h); err != nil {
 		return fmt.Errorf("state: delete player %d: %w", id, err)
 	}
+	s.timers.dropPlayer(id) // after the player: a crash between leaves timers Open drops
 	return nil
 }
 

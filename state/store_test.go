@@ -212,13 +212,19 @@ func TestConcurrentPlayers(t *testing.T) {
 
 // TestSharedMemoryPerPlayer pins the memory claim: one 256-byte player
 // costs at most 1.13x its raw size in shared memory (record header 16,
-// shmpool state word 8, index 6), plus fixed overhead.
+// shmpool state word 8, index 6), plus fixed overhead; timer slots are a
+// budget of their own (Options.Timers), 136 bytes each.
 func TestSharedMemoryPerPlayer(t *testing.T) {
 	const n = 100_000
 	s, rep := mustOpen[Player](t, testOptions(t, n))
 	defer s.Close()
-	ratio := float64(rep.SegmentBytes) / n / float64(unsafe.Sizeof(Player{}))
-	t.Logf("%d bytes for %d players: %.1f bytes/player, %.3fx raw", rep.SegmentBytes, n, float64(rep.SegmentBytes)/n, ratio)
+	timers := s.geom.bodies + rep.TimerSlots*timerBodySize - s.geom.words // the words, the bodies, and padding
+	if per := float64(timers) / float64(rep.TimerSlots); rep.TimerSlots != defaultTimers(n) || per > 136.1 {
+		t.Fatalf("%d timer slots in %d bytes: %.1f bytes each; want %d of 136", rep.TimerSlots, timers, per, defaultTimers(n))
+	}
+	players := rep.SegmentBytes - timers
+	ratio := float64(players) / n / float64(unsafe.Sizeof(Player{}))
+	t.Logf("%d bytes for %d players: %.1f bytes/player, %.3fx raw; %d bytes for %d timer slots", players, n, float64(players)/n, ratio, timers, rep.TimerSlots)
 	if ratio > 1.13 {
 		t.Fatalf("%.3fx raw size", ratio)
 	}

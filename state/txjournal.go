@@ -14,18 +14,22 @@ import (
 // it orders nothing that the lanes do not already order, and it is held
 // only while the commit copies bytes, never while a callback runs):
 //
-//	commitTx:  copy each old record and its slot into the journal ->
-//	           word = prepared | count -> write each record (Seq odd, the
-//	           bytes, Seq even, as a single-record commit does) ->
-//	           word = 0
+//	commitTx:  copy each old record and its slot into the journal, and
+//	           each timer slot it changes with the slot's word before ->
+//	           word = prepared | counts -> write each record (Seq odd, the
+//	           bytes, Seq even, as a single-record commit does) -> step
+//	           each timer word (timers.go) -> word = 0
 //
 // The store of word = 0 is the commit point: a crash before it finds the
-// word prepared, and recovery copies every saved record back (all players
-// old); a crash after it finds the word idle and every record whole (all
-// players new). A prepared word whose records were all written, or none,
-// is rolled back the same way: the transaction was not acknowledged.
-// Rolling back is idempotent, and the word is cleared only after every
-// record is restored, so a recovery killed half way is redone.
+// word prepared, and recovery copies every saved record and timer word
+// back (all players and their timers old); a crash after it finds the
+// word idle and every record whole (all new). A prepared word whose
+// records were all written, or none, is rolled back the same way: the
+// transaction was not acknowledged. Rolling back is idempotent, and the
+// word is cleared only after everything is restored, so a recovery killed
+// half way is redone. The body of a timer a transaction schedules is
+// written before the journal is (into a slot whose word says free, so a
+// crash leaves it unseen): only its word needs undoing.
 //
 // No lane's journal and this one ever name the same slot at once: a slot
 // changes only under its player's lane, and a transaction holds the lanes
@@ -35,21 +39,32 @@ import (
 // MaxTxPlayers is the most players one transaction (RunMulti) holds.
 const MaxTxPlayers = 8
 
-// txPrepared tags a transaction journal word that names records to roll
-// back: txPrepared<<32 | count.
+// MaxTxTimers is the most timers one transaction schedules and cancels
+// (a fired timer's removal included).
+const MaxTxTimers = 16
+
+// txPrepared tags a transaction journal word that names what to roll
+// back: txPrepared<<32 | timer words<<8 | records.
 const txPrepared = 0x54585052 // "TXPR"
 
 // txJournal is the transaction journal's layout in the aux region.
 type txJournal[T any] struct {
-	word  uint64
-	slots [MaxTxPlayers]uint32
-	undo  [MaxTxPlayers]record[T]
+	word   uint64
+	slots  [MaxTxPlayers]uint32 // record slots
+	tslots [MaxTxTimers]uint32  // timer slots
+	told   [MaxTxTimers]uint64  // their words before the transaction
+	undo   [MaxTxPlayers]record[T]
 }
 
 // txJournalSize is unsafe.Sizeof(txJournal[T]) for records of recSize
 // bytes (a multiple of 8, as record's uint64 field makes it): bind checks
 // that the two agree.
-func txJournalSize(recSize int) int { return 8 + 4*MaxTxPlayers + MaxTxPlayers*recSize }
+func txJournalSize(recSize int) int {
+	return 8 + 4*MaxTxPlayers + 12*MaxTxTimers + MaxTxPlayers*recSize
+}
+
+// undoOffset is where the undo records start in the journal.
+const undoOffset = 8 + 4*MaxTxPlayers + 12*MaxTxTimers
 
 func bindTxJournal[T any](aux []byte, g auxGeom) (*txJournal[T], error) {
 	if got, want := int(unsafe.Sizeof(txJournal[T]{})), txJournalSize(g.recSize); got != want {
@@ -58,41 +73,50 @@ func bindTxJournal[T any](aux []byte, g auxGeom) (*txJournal[T], error) {
 	return (*txJournal[T])(unsafe.Pointer(&aux[g.tx])), nil
 }
 
-// txCount decodes a journal word: the records it names, and whether it is
-// one that commitTx writes.
-func txCount(w uint64) (int, bool) {
-	n := int(uint32(w))
-	return n, w>>32 == txPrepared && n >= 1 && n <= MaxTxPlayers
+// txCounts decodes a journal word: the records and timer words it names,
+// and whether it is one that commitTx writes.
+func txCounts(w uint64) (records, timers int, ok bool) {
+	records, timers = int(uint8(w)), int(uint8(w>>8))
+	ok = w>>32 == txPrepared && uint16(w>>16) == 0 && records <= MaxTxPlayers && timers <= MaxTxTimers && records+timers > 0
+	return records, timers, ok
 }
 
-// commitTx writes the scratch values of t into their records, all or
-// none across a crash (see above). The caller holds every lane of t and
-// has claimed the transaction.
-func (s *Store[T]) commitTx(t *txn[T]) {
+// commitTx writes the scratch values of tx's first n players into their
+// records, and steps the timer words of its timer changes, all or none
+// across a crash (see above). The caller holds every lane of tx and has
+// claimed the transaction.
+func (s *Store[T]) commitTx(tx *Tx[T], n int) {
 	var sums [MaxTxPlayers]uint32
-	for i := range t.n {
-		sums[i] = recordSum(recordBytes(&t.scratch[i]))
+	for i := range n {
+		sums[i] = recordSum(recordBytes(&tx.scratch[i]))
 	}
+	ops := tx.ops[:tx.nops]
 	j := s.txj
 	s.txMu.Lock()
 	defer s.txMu.Unlock()
-	for i := range t.n {
-		j.slots[i] = t.slots[i]
-		j.undo[i] = *t.recs[i]
+	for i := range n {
+		j.slots[i] = tx.slots[i]
+		j.undo[i] = *tx.recs[i]
 	}
-	journalStore(&j.word, txPrepared<<32|uint64(t.n))
-	for i := range t.n {
+	for k, op := range ops {
+		j.tslots[k], j.told[k] = op.slot, op.old
+	}
+	journalStore(&j.word, txPrepared<<32|uint64(len(ops))<<8|uint64(n))
+	for i := range n {
 		if testHookTxWrite != nil {
 			testHookTxWrite(i)
 		}
-		rec := t.recs[i]
+		rec := tx.recs[i]
 		q := seqBegin(&rec.Seq)
-		rec.Val = t.scratch[i].Val
+		rec.Val = tx.scratch[i].Val
 		rec.Sum = sums[i]
 		seqEnd(&rec.Seq, q)
 	}
+	for _, op := range ops {
+		journalStore(&s.timers.words[op.slot], op.old+1)
+	}
 	if testHookTxWrite != nil {
-		testHookTxWrite(t.n)
+		testHookTxWrite(n)
 	}
 	journalStore(&j.word, 0)
 }
@@ -110,7 +134,7 @@ func (s *Store[T]) checkTxJournal() error {
 	if w == 0 {
 		return nil
 	}
-	n, ok := txCount(w)
+	n, m, ok := txCounts(w)
 	if !ok {
 		return fmt.Errorf("%w: transaction journal word %#x", ErrCorrupt, w)
 	}
@@ -125,6 +149,11 @@ func (s *Store[T]) checkTxJournal() error {
 				ErrCorrupt, s.txj.undo[i].ID, slot, rec.ID)
 		}
 	}
+	for k := range m {
+		if int(s.txj.tslots[k]) >= s.geom.timers {
+			return fmt.Errorf("%w: transaction journal names timer slot %d of %d", ErrCorrupt, s.txj.tslots[k], s.geom.timers)
+		}
+	}
 	return nil
 }
 
@@ -137,10 +166,10 @@ func (s *Store[T]) finishTx(rr *RecoveryReport) {
 	if w == 0 {
 		return
 	}
-	n, ok := txCount(w)
+	n, m, ok := txCounts(w)
 	if !ok {
 		s.log.Error("state: recovery ignored an impossible transaction journal", "word", w)
-		n = 0
+		n, m = 0, 0
 	}
 	ids := make([]uint64, 0, n)
 	for i := range n {
@@ -161,30 +190,38 @@ func (s *Store[T]) finishTx(rr *RecoveryReport) {
 			testHookRecovered()
 		}
 	}
-	if n > 0 {
+	for k := range m {
+		if slot := int(j.tslots[k]); slot < len(s.timers.words) {
+			atomic.StoreUint64(&s.timers.words[slot], j.told[k])
+		}
+	}
+	if n+m > 0 {
 		rr.Repaired++
-		s.log.Info("state: recovery rolled back an unfinished transaction", "players", ids)
+		s.log.Info("state: recovery rolled back an unfinished transaction", "players", ids, "timers", m)
 	}
 	atomic.StoreUint64(&j.word, 0)
 }
 
-// txUndo returns a new map of the undo records, by slot, that a segment's
-// transaction journal holds (none for versions before 3): migration reads
-// those slots from there, as recovery would have restored them.
-func txUndo(aux []byte, g auxGeom, recSize int) map[int][]byte {
-	out := map[int][]byte{}
+// txUndo reads a segment's transaction journal (none before version 3)
+// as recovery would apply it: the undo records by slot, and the timer
+// words by timer slot. Migration reads those from there.
+func txUndo(aux []byte, g auxGeom, recSize int) (records map[int][]byte, timerWords map[int]uint64) {
+	records, timerWords = map[int][]byte{}, map[int]uint64{}
 	if g.version < 3 {
-		return out
+		return records, timerWords
 	}
-	w := atomic.LoadUint64((*uint64)(unsafe.Pointer(&aux[g.tx])))
-	n, ok := txCount(w)
+	n, m, ok := txCounts(atomic.LoadUint64((*uint64)(unsafe.Pointer(&aux[g.tx]))))
 	if !ok {
-		return out
+		return records, timerWords
 	}
-	undo := g.tx + 8 + 4*MaxTxPlayers
 	for i := range n {
 		slot := int(ne.Uint32(aux[g.tx+8+4*i:]))
-		out[slot] = aux[undo+i*recSize : undo+(i+1)*recSize]
+		off := g.tx + undoOffset + i*recSize
+		records[slot] = aux[off : off+recSize]
 	}
-	return out
+	for k := range m {
+		slot := int(ne.Uint32(aux[g.tx+8+4*MaxTxPlayers+4*k:]))
+		timerWords[slot] = ne.Uint64(aux[g.tx+8+4*MaxTxPlayers+4*MaxTxTimers+8*k:])
+	}
+	return records, timerWords
 }
