@@ -109,8 +109,13 @@ func TestHungHandlerIsFencedAndRolledBack(t *testing.T) {
 		if r := status(t, p).Running; len(r) == 1 && r[0].Player == 11 {
 			break // the hung call holds the only lane
 		}
+		select {
+		case err := <-hung:
+			t.Fatalf("the hung call returned before it showed in status: %v (running %+v)", err, status(t, p).Running)
+		default:
+		}
 		if time.Since(start) > time.Minute {
-			t.Fatal("the hung call never showed in status")
+			t.Fatalf("the hung call never showed in status: %+v", status(t, p))
 		}
 	}
 	// Queued behind the hung call on the one lane: served once it is fenced.
