@@ -311,12 +311,17 @@ type side struct {
 	best *loadgen.Result
 }
 
-// rounds loads each side in turn, rounds times, and keeps each one's best
-// round: the order of the phases and a noisy neighbour weigh on every side
-// the same way.
+// rounds loads each side in turn, nRounds times, and keeps each one's best
+// round. Every other round runs the sides in reverse order (A B C, C B A):
+// the order of the phases and a neighbour's load rising or falling over the
+// run then weigh on every side the same way.
 func (b *bench) rounds(sides []*side) error {
 	for round := range nRounds {
-		for _, s := range sides {
+		order := slices.Clone(sides)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, s := range order {
 			r, err := b.load(s.addr, nil)
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w", s.name, round+1, err)
@@ -665,8 +670,9 @@ const methodText = `
 - **end-to-end hot-swappable vs hand-written**: examples/handwritten, the same game written the way
   a user would without hothost (a goroutine per connection, players in a Go map under one mutex, no
   plugins, no shared memory, no lanes, nothing durable), the same protocol and replies (its test
-  checks reply for reply against hothost). Hot, static and hand-written take turns, round after
-  round, under the same load; each side's best round counts. Percentiles come from the load
+  checks reply for reply against hothost). Hot, static and hand-written take turns under the same
+  load, in reverse order every other round (hot, static, hand-written, then hand-written, static,
+  hot); each side's best round counts. Percentiles come from the load
   generator's histogram (log-linear, within about 3%).
 - **p99 during swaps**: the same host and load, with POST /v1/activate alternating coin v1/v2
   every 100 ms, vs the phase just before it without swaps.
