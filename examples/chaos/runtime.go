@@ -269,6 +269,10 @@ func (e *env) runtimeCase(c *runtimeCase) error {
 	}
 	lc := e.loadCfg(p, a)
 	lc.Reconnect = time.Minute
+	// The host decides when a call has run too long; a request that the
+	// client gave up on first would be a transport error the host did not
+	// cause (overflow's recursing calls can slow a 2-core host for seconds).
+	lc.Timeout = time.Minute
 	// The bad version's own victims: the request that ran past the
 	// deadline, and its player's later requests until the call ends.
 	// Counted apart, and checked against the host's own count below.
@@ -313,10 +317,10 @@ func (e *env) runtimeCase(c *runtimeCase) error {
 	// bad version still active would kill or hang it again.
 	after := l.Acked()
 	if err := waitAcks(e.ctx, l, after+1500, time.Minute); err != nil {
-		p := sup.proc()
+		p, deaths, supErr := sup.end()
 		st, _ := status(e.ctx, p)
-		return fmt.Errorf("%w; %d deaths%s; coin %s active, %d stuck (%s)", stalled(l, err), len(sup.deathsSoFar()), deathFigures(sup.deathsSoFar()),
-			st.Modules["coin"], len(st.Stuck), e.keepLog("runtime-"+c.name, p))
+		return fmt.Errorf("%w; %d deaths%s%s; coin %s active, %d stuck (%s)", stalled(l, err), len(deaths), deathFigures(deaths),
+			errText(supErr), st.Modules["coin"], len(st.Stuck), e.keepLog("runtime-"+c.name, p))
 	}
 	p, deaths, supErr := sup.end()
 	if supErr != nil {
