@@ -188,11 +188,11 @@ func (s *supervisor) run() {
 	}
 }
 
-// died is the number of deaths so far.
-func (s *supervisor) died() int {
+// deathsSoFar are the deaths seen so far.
+func (s *supervisor) deathsSoFar() []death {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.deaths)
+	return slices.Clone(s.deaths)
 }
 
 // proc is the host serving now (or the one that just died).
@@ -269,6 +269,10 @@ func (e *env) runtimeCase(c *runtimeCase) error {
 	}
 	lc := e.loadCfg(p, a)
 	lc.Reconnect = time.Minute
+	// The host decides when a call has run too long; a request that the
+	// client gave up on first would be a transport error the host did not
+	// cause (overflow's recursing calls can slow a 2-core host for seconds).
+	lc.Timeout = time.Minute
 	// The bad version's own victims: the request that ran past the
 	// deadline, and its player's later requests until the call ends.
 	// Counted apart, and checked against the host's own count below.
@@ -307,13 +311,16 @@ func (e *env) runtimeCase(c *runtimeCase) error {
 		// The watchdog may mark a crashing version bad before it kills
 		// the host (overflow's fenced calls recurse on): the death, once
 		// it came, is part of what is checked below.
-		e.poll(2*time.Minute, func() bool { return sup.died() > 0 })
+		e.poll(2*time.Minute, func() bool { return len(sup.deathsSoFar()) > 0 })
 	}
 	// The previous version serves: the load goes on, work and all, and a
 	// bad version still active would kill or hang it again.
 	after := l.Acked()
 	if err := waitAcks(e.ctx, l, after+1500, time.Minute); err != nil {
-		return err
+		p, deaths, supErr := sup.end()
+		st, _ := status(e.ctx, p)
+		return fmt.Errorf("%w; %d deaths%s%s; coin %s active, %d stuck (%s)", stalled(l, err), len(deaths), deathFigures(deaths),
+			errText(supErr), st.Modules["coin"], len(st.Stuck), e.keepLog("runtime-"+c.name, p))
 	}
 	p, deaths, supErr := sup.end()
 	if supErr != nil {

@@ -75,6 +75,16 @@ func (e *env) poll(d time.Duration, cond func() bool) error {
 
 var errTimedOut = errors.New("timed out")
 
+// keepLog writes what host p printed to a file of the work directory, for
+// whoever investigates a failed check, and says where.
+func (e *env) keepLog(name string, p *hostproc.Proc) string {
+	path := filepath.Join(e.dir, name+".log")
+	if err := os.WriteFile(path, []byte(p.Log()), 0o600); err != nil {
+		return "its log is lost: " + err.Error()
+	}
+	return "its log: " + path + ", -keep keeps it"
+}
+
 // stalled ends a load that stopped making progress and adds why to err:
 // its failures by code.
 func stalled(l *loadgen.Load, err error) error {
@@ -237,11 +247,9 @@ func (e *env) killStorm(n int) error {
 			notes = append(notes, st.State.Report)
 		}
 		if !maps.Equal(st.Modules, before.Modules) {
-			// Kept for whoever investigates: the host's own account.
 			fewer++
-			log := filepath.Join(e.dir, fmt.Sprintf("kill-restart-%d.log", i+1))
-			os.WriteFile(log, []byte(p.Log()), 0o600)
-			note := fmt.Sprintf("restart %d serves %v, before %v (its log: %s, -keep keeps it)", i+1, st.Modules, before.Modules, log)
+			note := fmt.Sprintf("restart %d serves %v, before %v (%s)", i+1, st.Modules, before.Modules,
+				e.keepLog(fmt.Sprintf("kill-restart-%d", i+1), p))
 			fmt.Println("   " + note)
 			fewerNotes = append(fewerNotes, note)
 		}
