@@ -26,9 +26,11 @@ import (
 //     version, message and player it was running: all there is after
 //     os.Exit, which writes no report;
 //   - HOTHOST_PREV_EXIT, set by whatever restarted the host (a supervisor,
-//     a test), says how it ended ("exit status 7", "signal: killed"). A
-//     death by signal with no report is not the plugin's doing (kill -9,
-//     the OOM killer) and quarantines nothing.
+//     a test, the systemd unit), says how it ended ("exit status 7",
+//     "signal: killed"). A death by signal with no report is not the
+//     plugin's doing (kill -9, the OOM killer) and quarantines nothing; a
+//     death with no report and no known status is only suspected: it
+//     quarantines a version the second time, never the first.
 //
 // A crash attributed to a version goes to Loader.RecordCrash, which
 // quarantines the version if the crash came within its probation window
@@ -129,7 +131,13 @@ func (h *Host[T, C]) attributeCrash(reportFile string, marks []crashmark.Mark, u
 		cr.Reason = fmt.Sprintf("host ended (%s) outside plugin code; nothing quarantined", cr.Exit)
 	}
 	if cr.Module != "" {
-		q, err := h.loader.RecordCrash(cr.Module, cr.Version, cr.Reason, at)
+		record := h.loader.RecordCrash
+		if cr.Exit == "unknown" && reportFile == "" {
+			// Only a mark: a kill -9 from outside looks the same. It counts
+			// toward the second-crash rule, never quarantines alone.
+			record = h.loader.RecordSuspectedCrash
+		}
+		q, err := record(cr.Module, cr.Version, cr.Reason, at)
 		if err != nil {
 			h.log.Error("record the crash in the version history", "module", cr.Module, "version", cr.Version, "err", err)
 		}

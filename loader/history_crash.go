@@ -43,6 +43,20 @@ func (l *Loader) MarkBad(module, version, reason string) error {
 // quarantined reports whether this call quarantined the version (false
 // when it was bad already).
 func (l *Loader) RecordCrash(module, version, cause string, at time.Time) (quarantined bool, err error) {
+	return l.recordCrash(module, version, cause, at, true)
+}
+
+// RecordSuspectedCrash is RecordCrash for a death that only may have been
+// the version's doing: the process died while it ran, but nothing says
+// how (no fatal report, no exit status: a kill -9 or the OOM killer look
+// the same as os.Exit). It counts toward the second-crash rule only, so a
+// kill from outside that happens to land in a handler never quarantines a
+// version by itself.
+func (l *Loader) RecordSuspectedCrash(module, version, cause string, at time.Time) (quarantined bool, err error) {
+	return l.recordCrash(module, version, cause, at, false)
+}
+
+func (l *Loader) recordCrash(module, version, cause string, at time.Time, window bool) (quarantined bool, err error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -56,7 +70,7 @@ func (l *Loader) RecordCrash(module, version, cause string, at time.Time) (quara
 		r.lastCrash, crashes = at, r.crashes
 		s, _, activated, _ := r.liveLocked()
 		w := l.opts.ProbationWindow
-		inWindow := w > 0 && !activated.IsZero() && !at.Before(activated) && at.Sub(activated) <= w
+		inWindow := window && w > 0 && !activated.IsZero() && !at.Before(activated) && at.Sub(activated) <= w
 		if s != StateBad && (inWindow || r.crashes >= 2) {
 			quarantined = true
 			l.markBadLocked(r, cause, EventQuarantined)
