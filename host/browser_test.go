@@ -20,8 +20,8 @@ import (
 
 // The browser test drives the page the host serves (-ws-listen) in real
 // headless Chromium: log in with a ticket, play, swap coin v2 in while the
-// page stays open, see v2 replies with no reload, and a message from
-// another player arrive as a push.
+// page stays open, see v2 replies with no reload, and a gift from another
+// player arrive as a push.
 
 // browser is one headless Chromium tab and what its console said.
 type browser struct {
@@ -155,18 +155,22 @@ func TestBrowserPlaysThroughACoinSwap(t *testing.T) {
 		t.Fatalf("the page lost its log or session across the swap: entry 3 version %q, status %q", v, b.text("#conn"))
 	}
 
-	// A message from another player arrives as a push, between replies.
+	// A gift from another player arrives as a push, between replies, and
+	// the coins with it.
 	ada := dial(t, p, 7)
-	if r := do(t, ada, "tell 42 a gift for you"); !r.OK {
-		t.Fatalf("tell 42: %s", r)
+	for range 3 {
+		do(t, ada, "work")
+	}
+	if r := do(t, ada, "give 42 50"); !r.OK {
+		t.Fatalf("give 42 50: %s", r)
 	}
 	b.do(chromedp.WaitReady(chromedp.CSS("#log li.push")))
-	if push := b.text("#log li.push"); push != "from 7: a gift for you" {
+	if push := b.text("#log li.push"); push != "you received 50 coins from 7" {
 		t.Fatalf("push shown: %q", push)
 	}
 	b.press("balance")
-	if r, _ := b.reply(6); !strings.HasPrefix(r, "ok coins 30 ") {
-		t.Fatalf("balance after the push: %q", r)
+	if r, _ := b.reply(6); !strings.HasPrefix(r, "ok coins 80 ") {
+		t.Fatalf("balance after the gift: %q, want 30 earned and 50 given", r)
 	}
 
 	shot, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
