@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,7 +142,7 @@ func TestDockerfileRuntime(t *testing.T) {
 	if !slices.Equal(entry, []string{"/usr/local/bin/hothost"}) {
 		t.Errorf("ENTRYPOINT %q, want [/usr/local/bin/hothost]", entry)
 	}
-	if want := "10001:10001"; user != want || imageUID != 10001 {
+	if want := fmt.Sprintf("%d:%d", imageUID, imageUID); user != want {
 		t.Errorf("USER %q, want %s (the StatefulSet's runAsUser)", user, want)
 	}
 	flags := checkHostArgs(t, cmd)
