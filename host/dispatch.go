@@ -54,10 +54,10 @@ var errFenced = errors.New("host: request fenced by the watchdog")
 // commit. It returns errFenced, and no reply, when the watchdog gave up on
 // the request while its handler ran.
 func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error) {
-	idx, ok := h.loader.Current().Index(f.Cmd)
+	table := h.loader.Current()
+	idx, ok := table.Index(f.Cmd)
 	if !ok {
-		h.unknown.Add(1)
-		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(h.loader.Current())), nil
+		return h.unknownReply(f.Cmd), nil
 	}
 	if h.stuckCount.Load() > 0 {
 		if sc, ok := h.stuckOf(s.player); ok {
@@ -76,7 +76,7 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	c := &s.call
 	c.Reset()
 	c.Player, c.Msg, c.Args, c.Now, c.Config, c.Log = s.player, f.Cmd, f.Args, start, h.config.current().Value, h.log
-	ids, err := h.otherPlayers(s, c, idx)
+	ids, err := h.otherPlayers(s, c, table.At(idx))
 	if err != nil {
 		return h.replyFor(c, err), nil
 	}
@@ -130,8 +130,7 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	case errors.Is(err, errFenced), errors.Is(err, state.ErrFenced):
 		return Reply{}, errFenced
 	case errors.Is(err, errNoHandler):
-		h.unknown.Add(1)
-		return errReply("unknown", "no command %q (try: %s)", f.Cmd, commandList(h.loader.Current())), nil
+		return h.unknownReply(f.Cmd), nil
 	}
 	reply := h.replyFor(c, err)
 	if pushes := c.Pushes(); err == nil && len(pushes) > 0 {
@@ -149,13 +148,12 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 // version that dropped it was activated meanwhile).
 var errNoHandler = errors.New("host: no handler")
 
-// otherPlayers asks the handling module which other players a call of
-// message idx touches (abi.Module.Others), before the transaction: the
+// otherPlayers asks the handling module (entry e, of the table the request
+// looked its message up in) which other players a call touches (abi.Module.Others), before the transaction: the
 // caller first, then those, at most abi.MaxPlayers in all. A single-player
 // message gives just the caller. The module's function is plugin code: a
 // panic in it is an internal error like a handler's.
-func (h *Host[T, C]) otherPlayers(s *session, c *abi.Call, idx int) (ids []uint64, err error) {
-	e := h.loader.Current().At(idx)
+func (h *Host[T, C]) otherPlayers(s *session, c *abi.Call, e loader.Entry) (ids []uint64, err error) {
 	others := e.Others()
 	if others == nil {
 		return s.ids[:1:1], nil
@@ -273,6 +271,12 @@ func (h *Host[T, C]) help() string {
 		lines = append(lines, fmt.Sprintf("%s [%s %s]", u, e.Module(), e.Version()))
 	}
 	return strings.Join(lines, " | ")
+}
+
+// unknownReply counts and answers a message no active version handles.
+func (h *Host[T, C]) unknownReply(cmd string) Reply {
+	h.unknown.Add(1)
+	return errReply("unknown", "no command %q (try: %s)", cmd, commandList(h.loader.Current()))
 }
 
 // commandList names the messages the active versions handle, for `err unknown`.

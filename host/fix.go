@@ -327,22 +327,38 @@ type dryRunReport struct {
 	Committed bool         `json:"committed"` // always false: a dry run changes nothing
 }
 
-func (f *fixer[T, C]) dryRunCall(r *http.Request) (any, error) {
+// fixRequest is what dry-run and apply read from the request: the fix, the
+// players it is for (ids, or the fix's own Select: sel says which) and the
+// run's limits.
+type fixRequest struct {
+	fp  *loader.FixPlugin
+	ids []uint64
+	sel string
+	p   fixParams
+}
+
+func (f *fixer[T, C]) request(r *http.Request) (fixRequest, error) {
 	if f.err != nil {
-		return nil, f.err
+		return fixRequest{}, f.err
 	}
-	fp, err := f.open(r)
+	var q fixRequest
+	var err error
+	if q.fp, err = f.open(r); err != nil {
+		return q, err
+	}
+	if q.ids, q.sel, err = requestedIDs(r); err != nil {
+		return q, err
+	}
+	q.p, err = f.params(r)
+	return q, err
+}
+
+func (f *fixer[T, C]) dryRunCall(r *http.Request) (any, error) {
+	q, err := f.request(r)
 	if err != nil {
 		return nil, err
 	}
-	ids, sel, err := requestedIDs(r)
-	if err != nil {
-		return nil, err
-	}
-	p, err := f.params(r)
-	if err != nil {
-		return nil, err
-	}
+	fp, ids, sel, p := q.fp, q.ids, q.sel, q.p
 	limit := fixListed
 	if s := r.URL.Query().Get("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil || limit < 0 {

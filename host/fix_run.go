@@ -184,21 +184,11 @@ func (f *fixer[T, C]) settle(run *fixRun[T]) error {
 // background. It answers at once with the run's id and snapshot; GET
 // /v1/fix/runs?run= follows it.
 func (f *fixer[T, C]) applyCall(r *http.Request) (any, error) {
-	if f.err != nil {
-		return nil, f.err
-	}
-	fp, err := f.open(r)
+	q, err := f.request(r)
 	if err != nil {
 		return nil, err
 	}
-	ids, sel, err := requestedIDs(r)
-	if err != nil {
-		return nil, err
-	}
-	p, err := f.params(r)
-	if err != nil {
-		return nil, err
-	}
+	fp, ids, sel, p := q.fp, q.ids, q.sel, q.p
 	fix := fp.Fix
 	id := time.Now().UTC().Format("20060102T150405.000Z") + "-" + fix.Name + "-" + fix.Version
 	if err := f.reserve(id); err != nil {

@@ -501,7 +501,7 @@ func (l *Loader) consider(ctx context.Context, c candidate) error {
 	if err != nil {
 		return l.reject(c, fmt.Errorf("%s: %w", c.base, err))
 	}
-	if err := releaseCleanPages(c.path); err != nil {
+	if err := ReleaseCleanPages(c.path); err != nil {
 		l.log.Debug("read-only pages of the plugin kept resident", "file", c.base, "err", err)
 	}
 	return l.add(c, m)

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseCleanPages lets the kernel drop the resident pages of an opened
+// ReleaseCleanPages lets the kernel drop the resident pages of an opened
 // plugin's read-only segments (dynamic symbols and relocations, code,
 // rodata, pclntab). ld.so and the runtime read most of them once, while
 // binding ~14,000 relocations and registering the module, and then never
@@ -22,7 +22,7 @@ import (
 // MADV_DONTNEED only unmaps their pages: a later touch faults the page
 // cache's copy back in. The writable segment (relocated data, RELRO
 // included) is never touched: dropping it would lose the relocations.
-func releaseCleanPages(path string) error {
+func ReleaseCleanPages(path string) error {
 	at, err := loadAddress(path)
 	if err != nil {
 		return err

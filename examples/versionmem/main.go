@@ -39,6 +39,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hothost/hothost/abi"
+	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/plugins/game"
 
 	// The host's packages, linked in so that this process already holds
@@ -131,7 +132,7 @@ func measure(paths []string, madv bool) (*Report, error) {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		if madv {
-			if err := dropClean(abs); err != nil {
+			if err := loader.ReleaseCleanPages(abs); err != nil {
 				return nil, err
 			}
 		}
@@ -449,36 +450,4 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", s.Name, kib(s.Size), kib(s.Anon), kib(s.File), kib(s.Zero))
 	}
-}
-
-// dropClean tells the kernel it may drop the resident pages of the plugin's
-// read-only PT_LOAD segments (headers and dynamic symbols, code, rodata and
-// pclntab). They are private file mappings nobody ever wrote, so
-// MADV_DONTNEED only unmaps them: a later access faults the page cache's
-// copy back in (the whole page-cache folio around it: on this kernel up to
-// 2 MiB when the file was written in one piece). The writable segment
-// (relocated data, RELRO included) is never touched: dropping it would lose
-// the relocations.
-func dropClean(path string) error {
-	at, err := base(path)
-	if err != nil {
-		return err
-	}
-	f, err := elf.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	const page = 4096
-	for _, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_W != 0 {
-			continue
-		}
-		lo := uint64(at) + p.Vaddr&^(page-1)
-		hi := (uint64(at) + p.Vaddr + p.Filesz + page - 1) &^ (page - 1)
-		if err := madvise(uintptr(lo), uintptr(hi-lo), unix.MADV_DONTNEED); err != nil {
-			return fmt.Errorf("madvise %s segment at %#x: %w", path, p.Vaddr, err)
-		}
-	}
-	return nil
 }
