@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hothost/hothost/internal/resume"
 )
 
 // Codec reads client frames and writes replies on one connection. The line
@@ -23,17 +25,58 @@ type Codec interface {
 	WritePush(text string) error
 }
 
-// Frame is one client request: a command and its arguments.
+// Frame is one client request: a command and its arguments, and the
+// client's tag for it (`#17 work`), which its reply carries back and which
+// makes a retried request be answered, not run again.
 type Frame struct {
 	Cmd  string
 	Args []string
+	Tag  string
+	// End is the request's end offset in its connection's byte stream,
+	// for a session kept in shared memory (stream.go); else 0.
+	End uint64
 }
 
-// Reply is one answer: ok with text, or an error code and message.
+// Reply is one answer: ok with text, or an error code and message, tagged
+// with its request's tag.
 type Reply struct {
 	OK   bool
 	Code string // when !OK: one word
 	Text string
+	Tag  string
+	line []byte // a whole reply line kept from before (tag included): written as is
+}
+
+// appendReply appends r as one protocol line: `[#tag ]ok text` or
+// `[#tag ]err code text`.
+func appendReply(b []byte, r Reply) []byte {
+	if r.line != nil {
+		return append(b, r.line...)
+	}
+	if r.Tag != "" {
+		b = append(b, '#')
+		b = append(b, r.Tag...)
+		b = append(b, ' ')
+	}
+	if r.OK {
+		b = append(b, "ok"...)
+	} else {
+		b = append(b, "err "...)
+		b = append(b, r.Code...)
+	}
+	if text := oneLine(r.Text); text != "" {
+		b = append(b, ' ')
+		b = append(b, text...)
+	}
+	return append(b, '\n')
+}
+
+// appendPush appends `push <text>`: a line no reply starts with, so a
+// client tells the two apart.
+func appendPush(b []byte, text string) []byte {
+	b = append(b, "push "...)
+	b = append(b, oneLine(text)...)
+	return append(b, '\n')
 }
 
 func okReply(format string, args ...any) Reply {
@@ -56,12 +99,13 @@ const maxArgs = 16
 // line (`work`, `buy sword`), answered by `ok ...` or `err <code> <message>`.
 type lineCodec struct {
 	r   *bufio.Reader
-	w   *bufio.Writer
+	wr  io.Writer
+	buf []byte
 	max int
 }
 
 func newLineCodec(rw io.ReadWriter, maxFrame int) *lineCodec {
-	return &lineCodec{r: bufio.NewReaderSize(rw, maxFrame+2), w: bufio.NewWriterSize(rw, 512), max: maxFrame}
+	return &lineCodec{r: bufio.NewReaderSize(rw, maxFrame+2), wr: rw, buf: make([]byte, 0, 256), max: maxFrame}
 }
 
 func (c *lineCodec) ReadFrame() (Frame, error) {
@@ -101,13 +145,36 @@ func ParseFrame(line []byte, maxFrame int) (Frame, error) {
 		}
 	}
 	words := strings.Fields(string(line))
+	tag := ""
+	if len(words) > 0 && strings.HasPrefix(words[0], "#") {
+		tag, words = words[0][1:], words[1:]
+		if err := checkTag(tag); err != nil {
+			return Frame{}, err
+		}
+	}
 	if len(words) == 0 {
 		return Frame{}, fmt.Errorf("%w: empty", ErrBadFrame)
 	}
 	if len(words) > maxArgs+1 {
 		return Frame{}, fmt.Errorf("%w: more than %d arguments", ErrBadFrame, maxArgs)
 	}
-	return Frame{Cmd: strings.ToLower(words[0]), Args: words[1:]}, nil
+	return Frame{Cmd: strings.ToLower(words[0]), Args: words[1:], Tag: tag}, nil
+}
+
+// maxTag is the longest request tag (resume.MaxTag).
+const maxTag = resume.MaxTag
+
+// checkTag accepts 1 to maxTag letters, digits, '.', '-', '_' and ':'.
+func checkTag(tag string) error {
+	if tag == "" || len(tag) > maxTag {
+		return fmt.Errorf("%w: tag %q must be 1 to %d characters", ErrBadFrame, tag, maxTag)
+	}
+	for _, r := range tag {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_:", r)) {
+			return fmt.Errorf("%w: tag %q: only letters, digits and . - _ :", ErrBadFrame, tag)
+		}
+	}
+	return nil
 }
 
 // oneLine keeps a text on one protocol line.
@@ -120,29 +187,16 @@ func oneLine(s string) string {
 	}, s)
 }
 
-// WritePush writes `push <text>`: a line no reply starts with, so a client
-// tells the two apart.
 func (c *lineCodec) WritePush(text string) error {
-	c.w.WriteString("push ")
-	c.w.WriteString(oneLine(text))
-	c.w.WriteByte('\n')
-	return c.w.Flush()
+	c.buf = appendPush(c.buf[:0], text)
+	_, err := c.wr.Write(c.buf)
+	return err
 }
 
 func (c *lineCodec) WriteReply(r Reply) error {
-	text := oneLine(r.Text)
-	if r.OK {
-		c.w.WriteString("ok")
-	} else {
-		c.w.WriteString("err ")
-		c.w.WriteString(r.Code)
-	}
-	if text != "" {
-		c.w.WriteByte(' ')
-		c.w.WriteString(text)
-	}
-	c.w.WriteByte('\n')
-	return c.w.Flush()
+	c.buf = appendReply(c.buf[:0], r)
+	_, err := c.wr.Write(c.buf)
+	return err
 }
 
 // parsePlayerID accepts a decimal id in [1, 2^64-1].

@@ -81,6 +81,7 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 		return h.replyFor(c, err), nil
 	}
 	var e loader.Entry
+	var kept []byte
 	body := func(p *T, others []*T) (err error) {
 		// The table is loaded once the lanes are held, so that a request
 		// queued behind a version's fence or rollback runs on the version
@@ -106,8 +107,20 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 			if r != nil {
 				err = e.Panicked(r)
 			}
+			if err == errKept {
+				return
+			}
 			h.lanes[li].count(serial, err, time.Since(start))
+			if err == nil && s.stream != nil {
+				h.keep(s, c, f)
+			}
 		}()
+		if s.tag != "" && s.stream != nil {
+			if line, ok := h.sessions.FindTag(s.player, s.tag); ok {
+				kept = line
+				return errKept // under the lane: no transaction of the player runs meanwhile
+			}
+		}
 		c.State = p
 		if len(others) > 0 {
 			states := make([]any, len(others))
@@ -131,6 +144,12 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 		return Reply{}, errFenced
 	case errors.Is(err, errNoHandler):
 		return h.unknownReply(f.Cmd), nil
+	case err == errKept:
+		h.metrics.keptReplies.Inc()
+		if kept == nil {
+			return errReply("retry", "request #%s was done, but its reply was too long to keep; check and go on", s.tag), nil
+		}
+		return Reply{line: kept}, nil
 	}
 	reply := h.replyFor(c, err)
 	if pushes := c.Pushes(); err == nil && len(pushes) > 0 {
@@ -142,6 +161,23 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	}
 	c.State, c.Config, c.Args = nil, nil, nil
 	return reply, nil
+}
+
+// errKept: the request's tag names one the player already did; it is
+// answered with the kept reply, and its transaction commits nothing.
+var errKept = errors.New("host: request already done")
+
+// keep records the reply of s's request before its transaction commits
+// (stream.go): a worker that takes over after a crash answers with it
+// rather than run the request again, and so does a retried tag. The
+// caller holds the player's lane, and the transaction commits.
+func (h *Host[T, C]) keep(s *session, c *abi.Call, f Frame) {
+	seq, ok := h.store.Commits(s.player)
+	if !ok {
+		return
+	}
+	s.keepBuf = appendReply(s.keepBuf[:0], Reply{OK: true, Text: c.ReplyText(), Tag: f.Tag})
+	s.stream.Record(s.player, seq+1, f.End, f.Tag, s.keepBuf)
 }
 
 // errNoHandler: the message lost its handler between lookup and lane (a

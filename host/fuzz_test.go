@@ -38,7 +38,7 @@ func FuzzParseFrame(f *testing.F) {
 			again := []byte(strings.Join(append([]string{fr.Cmd}, fr.Args...), " "))
 			fr2, err := ParseFrame(again, len(again))
 			if err != nil {
-				t.Fatalf("frame %q from %q written back as %q does not parse: %v", fr, line, again, err)
+				t.Fatalf("frame %+v from %q written back as %q does not parse: %v", fr, line, again, err)
 			}
 			if fr2.Cmd != fr.Cmd || !slices.Equal(fr2.Args, fr.Args) {
 				t.Fatalf("round trip of %q: %+v then %+v", line, fr, fr2)

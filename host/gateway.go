@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/abi"
+	"github.com/hothost/hothost/internal/resume"
 	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/state"
 	"github.com/hothost/hothost/ticket"
@@ -41,6 +42,12 @@ type session struct {
 	handedOver chan struct{}
 	wmu        sync.Mutex // one writer at a time: replies and pushes
 	push       pushQueue
+	// stream is the session kept in shared memory (stream.go), nil for a
+	// connection the table does not account for; tag is the running
+	// request's.
+	stream  *resume.Stream
+	tag     string
+	keepBuf []byte
 }
 
 // writeReply writes r under the session's write lock (pushes share the
@@ -79,6 +86,7 @@ func (h *Host[T, C]) serveClients(ln net.Listener) {
 			continue
 		}
 		s := newSession(conn, newLineCodec(conn, h.opts.MaxFrame), func() { <-slots })
+		h.attachStream(s)
 		if !h.track(s, nil) {
 			conn.Close()
 			s.release()
@@ -110,7 +118,11 @@ func (h *Host[T, C]) endSession(s *session) {
 		h.players.remove(s.player, s)
 	}
 	h.track(nil, s)
-	s.conn.Close()
+	if h.handoff.Load() {
+		s.conn.Close() // the supervisor keeps the connection, and the table its session, for the next worker
+	} else {
+		h.closeConn(s)
+	}
 	s.release()
 	h.connsDone.Done()
 }
@@ -140,6 +152,9 @@ func (h *Host[T, C]) track(s, old *session) bool {
 func (h *Host[T, C]) serveConn(s *session) bool {
 	bad := 0
 	for {
+		if h.handoff.Load() {
+			return true
+		}
 		h.pushDeadline(s, time.Now())
 		f, err := s.codec.ReadFrame()
 		if errors.Is(err, ErrBadFrame) {
@@ -155,6 +170,9 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			continue
 		}
 		if err != nil {
+			if h.handoff.Load() {
+				return true // woken to stop: the next worker reads on
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				s.writeReply(errReply("idle", "no request for %v, closing", h.opts.IdleTimeout))
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -163,9 +181,22 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			return true
 		}
 		var reply Reply
+		if s.stream != nil && s.player != 0 {
+			if r, line, done := h.answeredBefore(s, f); done {
+				if line != nil {
+					r = Reply{line: line}
+				}
+				r.Tag = f.Tag
+				if s.writeReply(r) != nil {
+					return true
+				}
+				continue
+			}
+		}
+		s.tag = f.Tag
 		switch {
 		case f.Cmd == "quit":
-			s.writeReply(okReply("bye"))
+			s.writeReply(Reply{OK: true, Text: "bye", Tag: f.Tag})
 			return true
 		case f.Cmd == "ping":
 			reply = okReply("pong")
@@ -182,6 +213,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 				return false // fenced: the watchdog answered and handed the connection on
 			}
 		}
+		reply.Tag = f.Tag
 		if err := s.writeReply(reply); err != nil {
 			return true
 		}
@@ -236,6 +268,9 @@ func (h *Host[T, C]) clientLogin(s *session, f Frame) Reply {
 	if r.OK && s.player == 0 {
 		s.player, s.ids[0] = id, id
 		h.players.add(id, s)
+		if s.stream != nil {
+			s.stream.SetPlayer(id)
+		}
 	}
 	return r
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hothost/hothost/internal/crashmark"
+	"github.com/hothost/hothost/internal/resume"
 	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/state"
 	"github.com/hothost/hothost/ticket"
@@ -48,7 +49,9 @@ type Host[T, C any] struct {
 	tickets    *ticket.Verifier
 	logins     *ticket.Limiter // failed logins per client address
 
+	sessions  *resume.Table // client sessions kept in shared memory (stream.go)
 	draining  atomic.Bool
+	handoff   atomic.Bool // draining for the next worker: sessions stop, connections stay open
 	connsDone sync.WaitGroup
 	connMu    sync.Mutex
 	conns     map[*session]struct{} // nil once shutdown ended
@@ -141,6 +144,10 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	}
 	h.marks = marks
 	defer h.marks.Close()
+	if err := h.openSessions(); err != nil {
+		return err
+	}
+	defer h.sessions.Close()
 
 	if h.loader, err = h.newLoader(); err != nil {
 		return err
@@ -151,9 +158,11 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	}
 	h.warnFewModules()
 
-	clientLn, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fmt.Errorf("host: listen for clients: %w", err)
+	clientLn := o.Listener
+	if clientLn == nil {
+		if clientLn, err = net.Listen("tcp", o.Listen); err != nil {
+			return fmt.Errorf("host: listen for clients: %w", err)
+		}
 	}
 	h.clientAddr = clientLn.Addr()
 	ws, err := h.listenWS() // browsers, when Options.WSListen is set (ws.go)
@@ -197,11 +206,22 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	h.log.Info("serving", "clients", h.clientAddr.String(), "admin", o.AdminSocket, "plugins", o.PluginDir,
 		"modules", fmt.Sprint(h.loader.Current().Modules()), "config_version", h.config.current().Version)
 	close(h.ready)
+	var drain <-chan struct{}
+	if o.Handover != nil {
+		if err := o.Handover.Ready(); err != nil {
+			h.log.Error("tell the supervisor this worker is ready", "err", err)
+			h.requestStop("supervisor gone")
+		}
+		drain = o.Handover.Drain()
+	}
 
 	select {
 	case <-ctx.Done():
 		h.stopWhy.CompareAndSwap(nil, "signal")
 	case <-h.stop:
+	case <-drain:
+		h.stopWhy.CompareAndSwap(nil, "handing over to the next worker")
+		h.handoff.Store(true)
 	}
 	h.log.Info("shutting down", "why", h.stopWhy.Load())
 
@@ -215,7 +235,11 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	h.connMu.Lock()
 	h.closing = true
 	for s := range h.conns {
-		s.conn.Close()
+		if h.handoff.Load() {
+			s.conn.SetReadDeadline(time.Now()) // wakes a waiting read; a running request is answered first
+		} else {
+			s.conn.Close()
+		}
 	}
 	h.connMu.Unlock()
 	drained := make(chan struct{})

@@ -19,6 +19,10 @@ type metrics struct {
 	pushes       prometheus.Counter     // pushes queued to sessions
 	pushDropped  prometheus.Counter     // pushes dropped: a slow reader's queue was full
 	refused      prometheus.Counter
+	// sessions resumed from a dead worker's table, requests answered from
+	// its records or refused after two deaths, and connections served
+	// without a kept session
+	resumed, keptReplies, retried, resumeFailed prometheus.Counter
 	badFrames    prometheus.Counter
 	conns        prometheus.Gauge
 	events       *prometheus.CounterVec // kind: activated, rolled_back, rejected, bad, config_reloaded, config_refused
@@ -64,6 +68,11 @@ func newMetrics(snapshotAge func() float64, players func() float64, requests fun
 	}, []string{"reason"})
 	m.pushes = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_pushes_total", Help: "Pushes queued to client sessions (after their transaction committed)."})
 	m.pushDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_pushes_dropped_total", Help: "Pushes dropped because a slow reader's queue was full (oldest first)."})
+	m.resumed = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_sessions_resumed_total", Help: "Client sessions a previous worker left, resumed on their connection."})
+	m.keptReplies = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_kept_replies_total", Help: "Requests a previous worker committed but did not answer, answered from its record instead of run again."})
+	m.retried = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_retry_replies_total", Help: "Requests two workers in a row died running: answered err retry, not run a third time."})
+	m.resumeFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "hothost_sessions_unkept_total", Help: "Connections served without a session kept in shared memory (the session table refused them)."})
+	m.reg.MustRegister(m.resumed, m.keptReplies, m.retried, m.resumeFailed)
 	m.reg.MustRegister(m.reqs, m.authFailures, m.pushes, m.pushDropped, m.timeouts, m.stuck, m.crashes, m.busy, m.refused, m.badFrames, m.conns, m.events, m.snapAge, playersGauge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -1,6 +1,9 @@
 package host
 
 import (
+	"net"
+
+	"github.com/hothost/hothost/internal/resume"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +59,33 @@ type Options struct {
 	Probation       time.Duration // window after activation in which panics roll back; default 30s
 	ProbationPanics int           // panics in the window that roll back; default 3
 	Logger          *slog.Logger
+	// Listener, if set, is where client connections come from instead of
+	// Listen: a supervisor's (package supervisor), whose connections
+	// carry their id across workers (Handed).
+	Listener net.Listener
+	// Handover, if set, is the supervisor this host runs under as its
+	// worker.
+	Handover Handover
+}
+
+// Handover is what a worker host needs from the supervisor that holds its
+// client connections.
+type Handover interface {
+	// Ready says the host serves: the supervisor hands it connections.
+	Ready() error
+	// Closed says the host ended connection id: the supervisor drops its
+	// copy, which would otherwise keep the client connected.
+	Closed(id uint64)
+	// Drain is closed when the supervisor wants this worker gone (an
+	// upgrade): the host stops reading requests, answers those it runs,
+	// closes the state cleanly and returns, leaving the connections and
+	// their sessions to the next worker.
+	Drain() <-chan struct{}
+	// Upgrade asks the supervisor to replace this worker with binary
+	// ("": the same path again).
+	Upgrade(binary string) error
+	// SupervisorStatus is the supervisor's status, for the admin API.
+	SupervisorStatus() (any, error)
 }
 
 func (o *Options) setDefaults(gameName string) error {
@@ -107,6 +137,9 @@ func (o *Options) setDefaults(gameName string) error {
 	}
 	if o.HandlerTimeout < 0 || o.DrainTimeout < 0 {
 		return fmt.Errorf("host: handler timeout %v and drain timeout %v must be positive", o.HandlerTimeout, o.DrainTimeout)
+	}
+	if o.MaxFrame > resume.MaxFrame {
+		return fmt.Errorf("host: max frame %d: a kept session holds lines of at most %d bytes", o.MaxFrame, resume.MaxFrame)
 	}
 	if o.Lanes < 1 || o.Mailbox < 1 || o.MaxFrame < 16 || o.MaxConns < 1 {
 		return fmt.Errorf("host: lanes %d, mailbox %d, max frame %d and max conns %d must be positive (max frame >= 16)",

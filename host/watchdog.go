@@ -125,9 +125,10 @@ func (h *Host[T, C]) hung(s *session, started time.Time, ran time.Duration, blam
 	// A fresh session takes the connection over; the stuck goroutine will
 	// find its request fenced when (if) the handler returns, and leaves.
 	ns := newSession(s.conn, s.codec, s.release)
-	ns.player, ns.ids[0], ns.deadline = player, player, s.deadline
+	ns.player, ns.ids[0], ns.deadline, ns.stream = player, player, s.deadline, s.stream
 	reply := errReply("timeout", "%s ran longer than %v; nothing was changed. Requests of player %d are refused until it ends",
 		s.msg, h.opts.HandlerTimeout, player)
+	reply.Tag = s.tag
 	close(s.handedOver)
 	h.players.remove(player, s)
 	h.players.add(player, ns)

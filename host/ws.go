@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"embed"
@@ -45,7 +44,7 @@ func newWSCodec(ws *websocket.Conn, maxFrame int) *wsCodec {
 	// as the line codec does; the library's limit would close the socket.
 	ws.SetReadLimit(-1)
 	lines := &wsLines{ws: ws}
-	return &wsCodec{lineCodec: &lineCodec{w: bufio.NewWriterSize(lines, 512), max: maxFrame}, ws: ws,
+	return &wsCodec{lineCodec: &lineCodec{wr: lines, max: maxFrame}, ws: ws,
 		buf: make([]byte, maxFrame+2)}
 }
 

@@ -1,0 +1,410 @@
+package resume
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sizes of the table. An entry is two pages: header, reply records, the
+// output slot and the input ring.
+const (
+	magic      = "HHSESS\x00\x01"
+	headerSize = 4096
+	entrySize  = 8192
+	recordSize = 256
+	records    = 4
+	outSize    = 3072
+	ringSize   = entrySize - entryHdrSize - records*recordSize - outSize
+	// MaxFrame is the longest request line a session's ring holds twice
+	// over (one being answered, the next arriving).
+	MaxFrame = ringSize/2 - 2
+	// MaxReply is the longest reply line a record keeps. A committed
+	// request whose reply is longer is answered `err retry` when it has to
+	// be answered from the record.
+	MaxReply = recordSize - recordHdrSize
+	// MaxTag is the longest request tag.
+	MaxTag = 32
+)
+
+// Errors Open reports; the table is recreated empty after either, so that
+// the host serves, and the connections of the process before are served as
+// new ones.
+var (
+	// ErrInvalid: the table file is not a session table of this build
+	// (magic, version, sizes or header checksum).
+	ErrInvalid = errors.New("resume: table file invalid")
+)
+
+// entry states
+const (
+	stateFree   = 0
+	stateLive   = 1 // a connection of this or a previous worker
+	stateClosed = 2 // its connection ended; its records still answer retried tags
+)
+
+// entryHdr is an entry's first entryHdrSize bytes. Every field is written
+// by the one goroutine serving the connection (the output fields under its
+// write lock); a worker that attaches reads them after the previous one died.
+type entryHdr struct {
+	ConnID  uint64
+	Player  uint64
+	State   uint32
+	NextRec uint32 // the record the next commit writes, mod records
+	LastUse int64  // unix nanoseconds: closed entries are reused oldest first
+	// InDone is the stream offset before which every request is answered.
+	InDone uint64
+	// TryOff is the end of the request being run, Tries how many
+	// workers started it.
+	TryOff uint64
+	Tries  uint32
+	// OutN bytes of the output slot, written at stream offset OutStart.
+	// OutReq is the end of the request they answer (0: a push).
+	OutN     uint32
+	OutStart uint64
+	OutReq   uint64
+}
+
+const entryHdrSize = 128
+
+var _ = [entryHdrSize - unsafe.Sizeof(entryHdr{})]byte{} // entryHdr fits its bytes (a compile error otherwise)
+
+// record is one committed request's reply.
+type record struct {
+	Kind   uint32 // recNone, recTagged, recUntagged, recTooLong|...
+	Seq    uint32 // the player's commit count once the request committed
+	Player uint64
+	ReqEnd uint64 // untagged: the request's end offset on this connection
+	Sum    uint32 // CRC-32C of the record with Kind and Sum zero
+	TagLen uint8
+	_      [1]byte
+	Len    uint16
+	Tag    [MaxTag]byte
+	Reply  [recordSize - recordHdrSize]byte
+}
+
+const recordHdrSize = 4 + 4 + 8 + 8 + 4 + 1 + 1 + 2 + MaxTag
+
+var _ = [1]struct{}{}[recordSize-unsafe.Sizeof(record{})]
+
+const (
+	recNone     = 0
+	recTagged   = 1
+	recUntagged = 2
+	recTooLong  = 4 // flag: the reply did not fit; answer `err retry`
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Table is the session table of one state segment.
+type Table struct {
+	path    string
+	mem     []byte
+	n       int
+	epoch   uint64
+	counter atomic.Uint64
+
+	mu       sync.Mutex
+	byConn   map[uint64]int   // live entries by connection id
+	byPlayer map[uint64][]int // entries (live or closed) by player: tag lookups
+	owned    []bool           // entries a session of this process holds
+	free     []int
+}
+
+// Report says what Open found.
+type Report struct {
+	Fresh    bool  // the table was made (or remade) empty
+	Invalid  error // why the old one was replaced, if it was (wraps ErrInvalid)
+	Live     int   // sessions of a previous worker, waiting for their connections
+	Closed   int   // ended sessions whose records still answer retried tags
+	Dropped  int   // reply records Validate dropped: their transaction never committed
+	Restored int   // output writes cut short by a crash and finished since (counted by Resume)
+}
+
+// Open opens the session table at path, making it with n entries if it
+// does not exist or is not one (then Report.Invalid says why). commits is
+// the state store's commit counter (state.Store.Commits): reply records
+// whose transaction never committed are dropped before Open returns, so
+// call it after the store recovered and before anything runs.
+func Open(path string, n int, commits func(player uint64) (uint32, bool)) (*Table, *Report, error) {
+	if n <= 0 {
+		return nil, nil, fmt.Errorf("resume: %d entries", n)
+	}
+	size := headerSize + n*entrySize
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resume: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("resume: %w", err)
+	}
+	rep := &Report{Fresh: st.Size() == 0}
+	if !rep.Fresh && st.Size() != int64(size) {
+		rep.Invalid = fmt.Errorf("%w: %s has %d bytes, want %d for %d sessions", ErrInvalid, filepath.Base(path), st.Size(), size, n)
+	}
+	if rep.Fresh || rep.Invalid != nil {
+		if err := f.Truncate(0); err != nil {
+			return nil, nil, fmt.Errorf("resume: %w", err)
+		}
+		if err := f.Truncate(int64(size)); err != nil {
+			return nil, nil, fmt.Errorf("resume: %w", err)
+		}
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resume: map %s: %w", path, err)
+	}
+	t := &Table{path: path, mem: mem, n: n, epoch: rand.Uint64() << 32, byConn: map[uint64]int{},
+		byPlayer: map[uint64][]int{}, owned: make([]bool, n)}
+	if rep.Invalid == nil && !rep.Fresh {
+		rep.Invalid = checkHeader(mem[:headerSize], n)
+	}
+	if rep.Invalid != nil || rep.Fresh {
+		clear(mem)
+		writeHeader(mem[:headerSize], n)
+		rep.Fresh = true
+	}
+	for i := n - 1; i >= 0; i-- {
+		h := t.hdr(i)
+		switch h.State {
+		case stateLive:
+			t.byConn[h.ConnID] = i
+			rep.Live++
+		case stateClosed:
+			rep.Closed++
+		default:
+			if h.State != stateFree {
+				*h = entryHdr{} // not a state this build writes: forget it
+			}
+			t.free = append(t.free, i)
+			continue
+		}
+		if h.Player != 0 {
+			t.byPlayer[h.Player] = append(t.byPlayer[h.Player], i)
+		}
+		rep.Dropped += t.validate(i, commits)
+	}
+	return t, rep, nil
+}
+
+func writeHeader(b []byte, n int) {
+	le := binary.LittleEndian
+	copy(b, magic)
+	le.PutUint32(b[8:], uint32(n))
+	le.PutUint32(b[12:], entrySize)
+	le.PutUint32(b[16:], recordSize)
+	le.PutUint32(b[20:], outSize)
+	le.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+}
+
+// checkHeader validates in order: magic (and with it the format version),
+// sizes, checksum.
+func checkHeader(b []byte, n int) error {
+	le := binary.LittleEndian
+	if string(b[:8]) != magic {
+		return fmt.Errorf("%w: magic %q, want %q", ErrInvalid, b[:8], magic)
+	}
+	if got := [4]uint32{le.Uint32(b[8:]), le.Uint32(b[12:]), le.Uint32(b[16:]), le.Uint32(b[20:])}; got != [4]uint32{uint32(n), entrySize, recordSize, outSize} {
+		return fmt.Errorf("%w: %d sessions of %d bytes (records %d, output %d), want %d of %d (%d, %d)",
+			ErrInvalid, got[0], got[1], got[2], got[3], n, entrySize, recordSize, outSize)
+	}
+	if sum := crc32.Checksum(b[:24], castagnoli); le.Uint32(b[24:]) != sum {
+		return fmt.Errorf("%w: header checksum %#x, computed %#x", ErrInvalid, le.Uint32(b[24:]), sum)
+	}
+	return nil
+}
+
+// Close unmaps the table. The file stays for the next worker.
+func (t *Table) Close() error {
+	if t.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(t.mem)
+	t.mem = nil
+	return err
+}
+
+func (t *Table) entry(i int) []byte { return t.mem[headerSize+i*entrySize:][:entrySize] }
+func (t *Table) hdr(i int) *entryHdr {
+	return (*entryHdr)(unsafe.Pointer(&t.mem[headerSize+i*entrySize]))
+}
+func (t *Table) rec(i, k int) *record {
+	return (*record)(unsafe.Pointer(&t.entry(i)[entryHdrSize+k*recordSize]))
+}
+func (t *Table) out(i int) []byte {
+	return t.entry(i)[entryHdrSize+records*recordSize:][:outSize]
+}
+func (t *Table) ring(i int) []byte { return t.entry(i)[entrySize-ringSize:] }
+
+// validate drops entry i's records that are torn or whose transaction never
+// committed, and reports how many it dropped.
+func (t *Table) validate(i int, commits func(uint64) (uint32, bool)) (dropped int) {
+	for k := range records {
+		r := t.rec(i, k)
+		if atomic.LoadUint32(&r.Kind) == recNone {
+			continue
+		}
+		if !r.whole() {
+			atomic.StoreUint32(&r.Kind, recNone)
+			dropped++
+			continue
+		}
+		c, ok := commits(r.Player)
+		if !ok || int32(r.Seq-c) > 0 {
+			atomic.StoreUint32(&r.Kind, recNone)
+			dropped++
+		}
+	}
+	return dropped
+}
+
+func (r *record) sum() uint32 {
+	kind := r.Kind
+	r.Kind, r.Sum = 0, 0
+	s := crc32.Checksum(unsafe.Slice((*byte)(unsafe.Pointer(r)), recordSize), castagnoli)
+	r.Kind = kind
+	return s
+}
+
+func (r *record) whole() bool {
+	want := r.Sum
+	ok := r.sum() == want && int(r.TagLen) <= MaxTag && int(r.Len) <= len(r.Reply)
+	r.Sum = want
+	return ok
+}
+
+// newID is a connection id for a connection that did not come with one
+// (no supervisor): unique to this table's process.
+func (t *Table) newID() uint64 { return t.epoch | t.counter.Add(1)&(1<<32-1) }
+
+// claim returns the entry of connection id: the one a previous worker
+// left for it (resumed), or a new one.
+func (t *Table) claim(id uint64) (i int, resumed bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.byConn[id]; ok && !t.owned[i] {
+		t.owned[i] = true
+		return i, true, nil
+	}
+	if len(t.free) > 0 {
+		i = t.free[len(t.free)-1]
+		t.free = t.free[:len(t.free)-1]
+	} else if i = t.oldestClosed(); i < 0 {
+		return 0, false, fmt.Errorf("resume: all %d sessions in use", t.n)
+	}
+	t.forget(i)
+	h := t.hdr(i)
+	clear(t.entry(i))
+	h.ConnID, h.LastUse = id, time.Now().UnixNano()
+	atomic.StoreUint32(&h.State, stateLive)
+	t.byConn[id] = i
+	t.owned[i] = true
+	return i, false, nil
+}
+
+// oldestClosed is the closed entry used longest ago, or a live one of a
+// previous worker whose connection never came back, or -1.
+func (t *Table) oldestClosed() int {
+	best, bestUse := -1, int64(0)
+	for i := range t.n {
+		h := t.hdr(i)
+		if t.owned[i] || h.State == stateFree {
+			continue
+		}
+		if best < 0 || h.LastUse < bestUse {
+			best, bestUse = i, h.LastUse
+		}
+	}
+	return best
+}
+
+// forget drops entry i from the indexes (the caller holds t.mu).
+func (t *Table) forget(i int) {
+	h := t.hdr(i)
+	if j, ok := t.byConn[h.ConnID]; ok && j == i {
+		delete(t.byConn, h.ConnID)
+	}
+	if h.Player != 0 {
+		t.unlinkPlayer(h.Player, i)
+	}
+}
+
+func (t *Table) unlinkPlayer(p uint64, i int) {
+	list := t.byPlayer[p]
+	for k, j := range list {
+		if j == i {
+			list = append(list[:k], list[k+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(t.byPlayer, p)
+	} else {
+		t.byPlayer[p] = list
+	}
+}
+
+// setPlayer records that entry i's connection logged in as p.
+func (t *Table) setPlayer(i int, p uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.hdr(i)
+	if h.Player == p {
+		return
+	}
+	if h.Player != 0 {
+		t.unlinkPlayer(h.Player, i)
+	}
+	h.Player = p
+	t.byPlayer[p] = append(t.byPlayer[p], i)
+}
+
+// release ends entry i's connection: the entry is kept, closed, for its
+// tag records, until its room is needed.
+func (t *Table) release(i int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.hdr(i)
+	delete(t.byConn, h.ConnID)
+	h.LastUse = time.Now().UnixNano()
+	atomic.StoreUint32(&h.State, stateClosed)
+	t.owned[i] = false
+}
+
+// FindTag returns the reply kept for player's request tagged tag, from any
+// of the player's sessions, live or ended. Call it holding the player's
+// lane, so that no transaction of the player runs meanwhile: then every
+// record there is a committed one.
+func (t *Table) FindTag(player uint64, tag string) (reply []byte, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, i := range t.byPlayer[player] {
+		for k := range records {
+			r := t.rec(i, k)
+			if atomic.LoadUint32(&r.Kind)&recTagged != 0 && r.Player == player && string(r.Tag[:r.TagLen]) == tag {
+				return r.reply(), true
+			}
+		}
+	}
+	return nil, false
+}
+
+// reply is the record's reply line, or nil if it was too long to keep.
+func (r *record) reply() []byte {
+	if r.Kind&recTooLong != 0 {
+		return nil
+	}
+	return append([]byte(nil), r.Reply[:r.Len]...)
+}
