@@ -4,6 +4,11 @@
 // A session starts with LoginTicket (`login <id> <ticket>`), or with Login
 // on a host that runs without tickets.
 //
+// Every request Do sends is tagged (`#3f9c2a1b.17 work`) and its reply
+// carries the tag back. The server keeps the replies of tagged requests
+// that changed state: a request retried with its tag (DoTag, after a
+// reconnect) is answered with the kept reply and not run twice.
+//
 // A Conn is not safe for concurrent use: the protocol answers one request
 // at a time per connection, in order.
 package client
@@ -12,6 +17,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -25,6 +31,7 @@ type Reply struct {
 	OK   bool
 	Code string // the error code when !OK ("busy", "funds", "internal", ...)
 	Text string // the rest of the line
+	Tag  string // the request's tag, without its '#'
 }
 
 func (r Reply) String() string {
@@ -67,6 +74,9 @@ type Conn struct {
 	pushes  chan string
 	// DroppedPushes counts pushes that arrived while Pushes was full.
 	DroppedPushes int
+	tagBase       string // random per connection: tags stay unique to the player across reconnects
+	seq           uint64
+	lastTag       string
 }
 
 // pushBuffer is how many pushes Pushes holds before the oldest are dropped.
@@ -106,18 +116,37 @@ func Dial(addr string, timeout time.Duration) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
 	}
-	return &Conn{c: c, r: bufio.NewReader(c), Timeout: 10 * time.Second, pushes: make(chan string, pushBuffer)}, nil
+	return &Conn{c: c, r: bufio.NewReader(c), Timeout: 10 * time.Second, pushes: make(chan string, pushBuffer),
+		tagBase: fmt.Sprintf("%08x", rand.Uint32())}, nil
 }
 
-// Do sends one request line and reads its reply.
+// Do sends one request line, tagged with the connection's next tag, and
+// reads its reply.
 func (c *Conn) Do(line string) (Reply, error) {
+	c.seq++
+	return c.DoTag(c.tagBase+"."+strconv.FormatUint(c.seq, 10), line)
+}
+
+// LastTag is the tag of the last request sent: to retry it on a new
+// connection, when this one broke before its reply came (DoTag).
+func (c *Conn) LastTag() string { return c.lastTag }
+
+// DoTag sends line tagged tag and reads its reply. A tag the player's
+// earlier request had gets that request's kept reply, and the request is
+// not run again.
+func (c *Conn) DoTag(tag, line string) (Reply, error) {
 	if c.Timeout > 0 {
 		c.c.SetDeadline(time.Now().Add(c.Timeout))
 	}
-	if _, err := c.c.Write([]byte(line + "\n")); err != nil {
+	c.lastTag = tag
+	if _, err := c.c.Write([]byte("#" + tag + " " + line + "\n")); err != nil {
 		return Reply{}, fmt.Errorf("client: send %q: %w", line, err)
 	}
-	return c.Read()
+	r, err := c.Read()
+	if err == nil && r.Tag != tag && r.Tag != "" {
+		return r, fmt.Errorf("%w: reply tagged %q to request %q", ErrProtocol, r.Tag, tag)
+	}
+	return r, err
 }
 
 // Read reads one reply line; pushes that come before it go to Pushes.
@@ -142,6 +171,16 @@ func (c *Conn) Read() (Reply, error) {
 
 // ParseReply parses one reply line.
 func ParseReply(s string) (Reply, error) {
+	tag := ""
+	if t, ok := strings.CutPrefix(s, "#"); ok {
+		tag, s, _ = strings.Cut(t, " ")
+	}
+	r, err := parseUntagged(s)
+	r.Tag = tag
+	return r, err
+}
+
+func parseUntagged(s string) (Reply, error) {
 	if rest, ok := strings.CutPrefix(s, "ok"); ok && (rest == "" || rest[0] == ' ') {
 		return Reply{OK: true, Text: strings.TrimPrefix(rest, " ")}, nil
 	}

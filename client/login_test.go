@@ -44,7 +44,13 @@ func gateway(lines chan<- string) (addr string, stop func(), err error) {
 					if lines != nil {
 						lines <- sc.Text()
 					}
-					fmt.Fprintln(c, answer(v, sc.Text()))
+					// The reply carries the request's tag (`#t1 ping` -> `#t1 ok pong`).
+					line, tag := sc.Text(), ""
+					if t, ok := strings.CutPrefix(line, "#"); ok {
+						tag, line, _ = strings.Cut(t, " ")
+						tag = "#" + tag + " "
+					}
+					fmt.Fprintln(c, tag+answer(v, line))
 				}
 			}()
 		}
@@ -94,7 +100,7 @@ func TestLoginTicket(t *testing.T) {
 	if r, err := c.LoginTicket(43, tk); err == nil || r.Code != "auth" || !strings.Contains(err.Error(), "another player") {
 		t.Fatalf("login 43 with 42's ticket: %v, %v", r, err)
 	}
-	if got := <-lines; got != "login 43 "+tk {
+	if got := <-lines; got != "#"+c.LastTag()+" login 43 "+tk {
 		t.Fatalf("server read %q", got)
 	}
 	if r, err := c.LoginTicket(42, tk); err != nil || r.Text != "welcome player 42" {
@@ -116,7 +122,7 @@ func TestLoginTicket(t *testing.T) {
 	if r, err := c.Do("ping"); err != nil || !r.OK {
 		t.Fatalf("ping: %v, %v", r, err)
 	}
-	if got := <-lines; got != "ping" {
+	if got := <-lines; got != "#"+c.LastTag()+" ping" {
 		t.Fatalf("server read %q after the refused tickets, want ping", got)
 	}
 }
