@@ -27,7 +27,11 @@
 //     returns, one just over the deadline) dropped in as coin 1.5.0 under
 //     load, a supervisor loop restarting the host when it dies: at most one
 //     death per bad version, the version bad with its cause named, coin
-//     1.0.0 serving, no other player's request failed, ledger exact.
+//     1.0.0 serving, no other player's request failed, ledger exact;
+//   - repair: plugins/fixes/coinfix under load (repair.go): a dry run, an
+//     apply killed by kill -9 halfway and resumed after a restart, an
+//     undo: every selected player fixed exactly once, the ledger exact
+//     apart from the fix's recorded changes, undo back or in conflict.
 //
 // It prints a table and exits 1 on any violation. Everything lives in a
 // temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
@@ -80,7 +84,7 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	conns := flag.Int("conns", 8, "load connections")
@@ -121,6 +125,7 @@ func main() {
 			{"abuse", e.abuse},
 			{"auth", e.authAbuse},
 			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
+			{"repair", e.repair},
 		} {
 			if !want(s.name) {
 				continue

@@ -13,18 +13,26 @@
 //     `exit`) is dropped in, and the host dies on the first work. The demo
 //     restarts it as a supervisor would, saying how the last one ended
 //     (HOTHOST_PREV_EXIT): the version is quarantined, v1 serves, and the
-//     host says why.
+//     host says why;
+//  6. a config bug paid ten players 100,000 coins for one work: the repair
+//     plugin plugins/fixes/coinfix goes through `hotctl fix dry-run` (the
+//     diff, nothing changed), `hotctl fix apply` under load (a snapshot
+//     first, each player once, the load's ledger exact) and `hotctl fix
+//     undo` (values back; a player who played since is a conflict, left
+//     alone).
 //
 // It prints what happened with figures and exits non-zero if a check fails.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -104,6 +112,10 @@ func run(dir string, nPlayers int) error {
 		}
 	}
 	soCrash, err := d.buildCrashing(filepath.Join(dir, "staging"))
+	if err != nil {
+		return err
+	}
+	soFix, err := d.bins.Plugin("plugins/fixes/coinfix", "coinfix", "1.0.0", filepath.Join(dir, "staging"))
 	if err != nil {
 		return err
 	}
@@ -223,6 +235,11 @@ func run(dir string, nPlayers int) error {
 		return err
 	}
 
+	fmt.Printf("== 6. repair: a config bug paid players %s %d coins for one work; hotctl fix dry-run, apply under load, undo\n", repairIDs, bugReward)
+	if err := d.repair(ctx, soFix, load); err != nil {
+		return err
+	}
+
 	fmt.Println("== shutdown (SIGTERM: drain, final snapshot, clean mark)")
 	err = d.proc.Stop()
 	d.check("clean shutdown", err == nil && strings.Contains(d.proc.Log(), "final snapshot"), "exit %v", err)
@@ -255,11 +272,13 @@ func (d *demo) restart(ctx context.Context) (time.Duration, error) {
 	return time.Since(t0), err
 }
 
-// probe is the demo's own player 1, outside the load's ledger, logged in
-// with a ticket minted with the host's key (as the game's account service
-// would).
-func (d *demo) probe() (*client.Conn, error) {
-	tk, err := d.proc.Ticket(1)
+// probe is the demo's own player 1, outside the load's ledger.
+func (d *demo) probe() (*client.Conn, error) { return d.player(1) }
+
+// player is a connection logged in as player id with a ticket minted with
+// the host's key (as the game's account service would).
+func (d *demo) player(id uint64) (*client.Conn, error) {
+	tk, err := d.proc.Ticket(id)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +286,7 @@ func (d *demo) probe() (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.LoginTicket(1, tk); err != nil {
+	if _, err := c.LoginTicket(id, tk); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -418,4 +437,153 @@ func (d *demo) crashOnce(ctx context.Context, so string) error {
 	d.check("back on v1, no crash loop", st.Modules["coin"] == "1.0.0" && v1 == 20, "coin %s active; %d of %d work replies from v1",
 		st.Modules["coin"], v1, works)
 	return nil
+}
+
+// The players the config bug pays, and what one work pays them: coinfix
+// divides the coins of players above 10,000 by 10.
+const (
+	repairFirst, repairLast = 2001, 2010
+	repairIDs               = "2001-2010"
+	bugReward               = 100_000
+)
+
+// repair makes players repairFirst..repairLast rich with a bad config,
+// then repairs them with `hotctl fix` (the fix file so is staged into the
+// host's fix folder by hotctl itself): a dry run shows the diff and changes
+// nothing, an apply under load fixes each player once without touching the
+// load's players, and an undo puts the coins back except on a player who
+// played since the fix.
+func (d *demo) repair(ctx context.Context, so string, load func() (*loadgen.Load, error)) error {
+	bug := filepath.Join(d.cfg.Dir, "data", "config", "bug.json")
+	if err := os.WriteFile(bug, fmt.Appendf(nil, `{"work_reward": %d}`, bugReward), 0o600); err != nil {
+		return err
+	}
+	if err := d.proc.Admin(ctx, "POST", "/v1/reload", nil); err != nil {
+		return err
+	}
+	for id := uint64(repairFirst); id <= repairLast; id++ {
+		if _, err := d.play(id, "work"); err != nil {
+			return err
+		}
+	}
+	if err := os.Remove(bug); err != nil {
+		return err
+	}
+	if err := d.proc.Admin(ctx, "POST", "/v1/reload", nil); err != nil {
+		return err
+	}
+	n := repairLast - repairFirst + 1
+
+	out, err := d.hotctl(ctx, "fix", "dry-run", so, "-ids", repairIDs, "-limit", "3")
+	rich, coinsErr := d.allCoins(ctx, bugReward)
+	d.check("dry run shows the diff, changes nothing", err == nil && coinsErr == nil && rich == n &&
+		strings.Contains(out, "DRY RUN of coinfix 1.0.0: nothing was changed") &&
+		strings.Contains(out, fmt.Sprintf("Coins: %d -> %d", bugReward, bugReward/10)) &&
+		strings.Contains(out, fmt.Sprintf("%d would change", n)) &&
+		strings.Contains(out, fmt.Sprintf("Coins: %d players, total %d -> %d", n, n*bugReward, n*bugReward/10)),
+		"%d of %d players still hold %d coins%s", rich, n, bugReward, errSuffix(errors.Join(err, coinsErr)))
+
+	l, err := load()
+	if err != nil {
+		return err
+	}
+	if err := waitAcks(ctx, l, l.Acked()+200); err != nil {
+		return err
+	}
+	out, err = d.hotctl(ctx, "fix", "apply", so, "-ids", repairIDs, "-diffs", "3")
+	acked := l.Acked()
+	if err == nil {
+		err = waitAcks(ctx, l, acked+200)
+	}
+	res := l.Stop()
+	ck := loadgen.Verify(ctx, d.proc.Addr, res, 5*time.Second)
+	fixed, coinsErr := d.allCoins(ctx, bugReward/10)
+	m := runRE.FindStringSubmatch(out)
+	d.check("apply under load fixes each player once", err == nil && coinsErr == nil && m != nil && fixed == n &&
+		strings.Contains(out, fmt.Sprintf("applied %d, unchanged 0, skipped 0, failed 0, pending 0", n)) &&
+		strings.Contains(out, "snapshot taken before: ") && res.Failed == 0 && ck.OK(),
+		"%d of %d players hold %d coins; the load: %d requests, %d failed; %s%s", fixed, n, bugReward/10,
+		res.Requests, res.Failed, ck, errSuffix(errors.Join(err, coinsErr)))
+	if m == nil {
+		return fmt.Errorf("hotctl fix apply names no run: %v\n%s", err, out)
+	}
+
+	// Player repairFirst plays on after the fix: its coins are no longer
+	// what the fix wrote, and undo must leave them alone.
+	if _, err := d.play(repairFirst, "work"); err != nil {
+		return err
+	}
+	out, err = d.hotctl(ctx, "fix", "undo", m[1])
+	back, coinsErr := d.allCoins(ctx, bugReward)
+	played, playedErr := d.coins(ctx, repairFirst)
+	wantPlayed := int64(bugReward/10 + 10)
+	d.check("undo puts back, lists who played since", err == nil && coinsErr == nil && playedErr == nil &&
+		back == n-1 && played == wantPlayed &&
+		strings.Contains(out, fmt.Sprintf("restored %d, already 0, forced 0, missing 0, conflicts 1", n-1)) &&
+		strings.Contains(out, fmt.Sprintf("conflict player %d (changed since the fix, left alone): Coins: %d -> %d", repairFirst, bugReward/10, wantPlayed)),
+		"%d of %d players back to %d coins; player %d kept its %d%s", back, n, bugReward, repairFirst, played,
+		errSuffix(errors.Join(err, coinsErr, playedErr)))
+	return nil
+}
+
+// runRE finds the run id in `hotctl fix apply`'s report.
+var runRE = regexp.MustCompile(`(?m)^run (\S+): done$`)
+
+// hotctl runs the admin CLI against the host and shows what it printed,
+// indented.
+func (d *demo) hotctl(ctx context.Context, args ...string) (string, error) {
+	b, err := exec.CommandContext(ctx, d.bins.Hotctl, append([]string{"-socket", d.proc.Socket}, args...)...).CombinedOutput()
+	// Paths are shown relative to the demo's directory.
+	out := strings.ReplaceAll(string(b), d.cfg.Dir+"/", "")
+	fmt.Printf("   $ hotctl %s\n", strings.ReplaceAll(strings.Join(args, " "), d.cfg.Dir+"/", ""))
+	for line := range strings.Lines(out) {
+		fmt.Print("     ", line)
+	}
+	if err != nil {
+		return out, fmt.Errorf("hotctl %s: %w", args[1], err)
+	}
+	return out, nil
+}
+
+// play logs player id in and runs one command.
+func (d *demo) play(id uint64, cmd string) (client.Reply, error) {
+	c, err := d.player(id)
+	if err != nil {
+		return client.Reply{}, err
+	}
+	defer c.Close()
+	r, err := c.Do(cmd)
+	if err == nil && !r.OK {
+		err = fmt.Errorf("player %d %s: %s", id, cmd, r)
+	}
+	return r, err
+}
+
+// coins is a player's committed coins, read through the admin API.
+func (d *demo) coins(ctx context.Context, id uint64) (int64, error) {
+	var pl struct{ State struct{ Coins int64 } }
+	err := d.proc.Admin(ctx, "GET", fmt.Sprintf("/v1/player?id=%d", id), &pl)
+	return pl.State.Coins, err
+}
+
+// allCoins counts the repair's players that hold want coins.
+func (d *demo) allCoins(ctx context.Context, want int64) (int, error) {
+	n := 0
+	for id := uint64(repairFirst); id <= repairLast; id++ {
+		c, err := d.coins(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		if c == want {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
 }
