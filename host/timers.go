@@ -348,13 +348,9 @@ type TimerInfo struct {
 // playerTimers answers GET /v1/player/timers?id=N: the player's pending
 // timers, the earliest first.
 func (h *Host[T, C]) playerTimers(r *http.Request) (any, error) {
-	s, err := need(r, "id")
+	id, err := playerParam(r, true)
 	if err != nil {
 		return nil, err
-	}
-	id, err := parsePlayerID(s)
-	if err != nil {
-		return nil, badRequest(err)
 	}
 	if _, err := h.store.Get(id); err != nil {
 		return nil, err
