@@ -62,7 +62,9 @@ func TestPrintTimers(t *testing.T) {
 	if err := printTimers(&out, []byte(answer), now); err != nil {
 		t.Fatal(err)
 	}
-	due := func(d time.Duration) []string { return strings.Fields(now.Add(d).Local().Format("2006-01-02 15:04:05.000")) }
+	due := func(d time.Duration) []string {
+		return strings.Fields(now.Add(d).Local().Format("2006-01-02 15:04:05.000"))
+	}
 	want := [][]string{
 		{"timers:", "2", "pending"},
 		{"ID", "DUE", "IN", "MESSAGE", "ARGS"},
