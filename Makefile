@@ -69,7 +69,7 @@ PLUGIN_OUT ?= plugins-dir
 .PHONY: plugins deploy-check
 plugins: build
 	@mkdir -p $(PLUGIN_OUT)
-	for p in coin/v1:coin shop:shop profile:profile social:social market:market; do n=$${p##*:}; test -f $(PLUGIN_OUT)/$$n-1.0.0.so || \
+	for p in coin/v1:coin shop:shop profile:profile social:social market:market town:town; do n=$${p##*:}; test -f $(PLUGIN_OUT)/$$n-1.0.0.so || \
 	  $(BIN)/hhbuild -src plugins/$${p%%:*} -name $$n -version 1.0.0 -out $(PLUGIN_OUT) -like $(BIN)/hothost || exit 1; done
 
 # The deployment files (Dockerfile, systemd units, Kubernetes manifests,

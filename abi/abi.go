@@ -30,14 +30,17 @@
 package abi
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // Version is the host's ABI version. A plugin's Module.ABI constraint is
 // checked against it before the plugin's handlers are ever called.
-const Version = "1.1.0"
+const Version = "1.2.0"
 
 // Symbol is the name of the variable every plugin exports.
 const Symbol = "Module"
@@ -136,6 +139,12 @@ type Call struct {
 	pushes []Push
 	others []uint64
 	states []any
+
+	sched    Scheduler
+	earliest time.Time // of the timers this call scheduled, when scheduled
+	schedOK  bool
+	timer    Timer // the timer this call fires, when firing
+	firing   bool
 }
 
 // MaxPlayers is the most players one transaction touches, the caller included.
@@ -174,6 +183,99 @@ func (c *Call) Tell(player uint64, format string, args ...any) {
 
 // Pushes is what Tell queued, for the host.
 func (c *Call) Pushes() []Push { return c.pushes }
+
+// Timers: a handler schedules a message for a player (itself, or another
+// player of its transaction) to arrive later, as a call of its own with
+// Timer() set. The timer is kept with the player's state, so it survives
+// hot swaps and restarts (kill -9 included); it is scheduled (or
+// cancelled) only if the call's transaction commits, and it fires once:
+// the firing call's change and the timer's removal commit together. It
+// runs on whichever version handles its message when it fires.
+
+// Timer limits: the host keeps a timer's message and args in a fixed
+// space beside the player.
+const (
+	MaxTimerMsg  = 32 // bytes of a timer's message name
+	MaxTimerArgs = 72 // bytes of its args, joined by spaces
+)
+
+// Errors of Call.After and Call.Cancel.
+var (
+	// ErrNoTimers: the call cannot schedule timers (a repair's Apply, or a
+	// handler called outside the host without SetScheduler).
+	ErrNoTimers = errors.New("abi: this call has no timers")
+	// ErrBadTimer: an empty message, a message or an arg that is not one
+	// word, one longer than MaxTimerMsg or MaxTimerArgs, or a player not
+	// in the call's transaction.
+	ErrBadTimer = errors.New("abi: bad timer")
+	// ErrTimersFull: the player has too many timers pending, or the call
+	// changes too many, or the host has no room for another.
+	ErrTimersFull = errors.New("abi: too many timers")
+	// ErrTimerGone: Cancel of a timer that is not pending (it fired, was
+	// cancelled, or is another player's).
+	ErrTimerGone = errors.New("abi: timer not pending")
+)
+
+// Scheduler is the host's side of a call's timers: they belong to the
+// call's transaction and commit with its change, or not at all.
+type Scheduler interface {
+	// At schedules msg with args for player at due, returning the
+	// timer's id.
+	At(player uint64, due time.Time, msg, args string) (id uint64, err error)
+	// Cancel removes player's pending timer id.
+	Cancel(player, id uint64) error
+}
+
+// Timer is the timer a call fires (Call.Timer).
+type Timer struct {
+	ID  uint64    // as Call.After returned it
+	Due time.Time // when it was due; Call.Now is when it fired
+}
+
+// After schedules msg with args for player (the caller, or another player
+// of the transaction) at c.Now + d; the host then calls msg's handler as
+// if the player had sent "msg args...", with Timer() set. It returns the
+// timer's id, which Cancel takes. The timer is kept only if this call
+// commits. Every arg is one word (the firing call's Args are the same
+// words); a message meant only for timers must check Timer(), since a
+// client may send it too.
+func (c *Call) After(player uint64, d time.Duration, msg string, args ...string) (uint64, error) {
+	if c.sched == nil {
+		return 0, ErrNoTimers
+	}
+	for _, w := range append([]string{msg}, args...) {
+		if w == "" || strings.ContainsFunc(w, unicode.IsSpace) {
+			return 0, fmt.Errorf("%w: %q is not one word", ErrBadTimer, w)
+		}
+	}
+	due := c.Now.Add(d)
+	id, err := c.sched.At(player, due, msg, strings.Join(args, " "))
+	if err == nil && (!c.schedOK || due.Before(c.earliest)) {
+		c.earliest, c.schedOK = due, true
+	}
+	return id, err
+}
+
+// Cancel removes player's pending timer id, if this call commits.
+func (c *Call) Cancel(player, id uint64) error {
+	if c.sched == nil {
+		return ErrNoTimers
+	}
+	return c.sched.Cancel(player, id)
+}
+
+// Timer is the timer this call fires, and false for a client's request.
+func (c *Call) Timer() (Timer, bool) { return c.timer, c.firing }
+
+// SetScheduler gives the call its transaction's timers, for the host.
+func (c *Call) SetScheduler(s Scheduler) { c.sched = s }
+
+// SetTimer marks the call as firing t, for the host.
+func (c *Call) SetTimer(t Timer) { c.timer, c.firing = t, true }
+
+// Scheduled is the earliest due time of the timers this call scheduled,
+// and false if it scheduled none, for the host.
+func (c *Call) Scheduled() (earliest time.Time, ok bool) { return c.earliest, c.schedOK }
 
 // Reply sets the text sent to the client after a successful commit.
 func (c *Call) Reply(format string, args ...any) { c.reply = fmt.Sprintf(format, args...) }

@@ -3,6 +3,7 @@ package abi_test
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hothost/hothost/abi"
 )
@@ -64,4 +65,79 @@ func ExampleFix() {
 	// Output:
 	// 5200
 	// 900
+}
+
+// memTimers is a Scheduler for calling handlers by hand, as a plugin's own
+// tests do; the host's keeps timers with the player's state.
+type memTimers struct {
+	next    uint64
+	pending map[uint64]string
+}
+
+func (m *memTimers) At(player uint64, due time.Time, msg, args string) (uint64, error) {
+	m.next++
+	m.pending[m.next] = fmt.Sprintf("%s %q for %d at %s", msg, args, player, due.Format(time.TimeOnly))
+	return m.next, nil
+}
+
+func (m *memTimers) Cancel(player, id uint64) error {
+	if _, ok := m.pending[id]; !ok {
+		return abi.ErrTimerGone
+	}
+	delete(m.pending, id)
+	return nil
+}
+
+// A handler schedules a message for later with After; the host calls that
+// message's handler when it is due, with Timer() set. A message meant only
+// for timers refuses a client's call.
+func ExampleCall_After() {
+	build := func(c *abi.Call) error {
+		p := c.State.(*player)
+		if p.Coins < 100 {
+			return abi.Fail("funds", "a house costs 100")
+		}
+		if _, err := c.After(c.Player, 30*time.Second, "house_built", "oak"); err != nil {
+			return abi.Fail("busy", "cannot build now: %v", err)
+		}
+		p.Coins -= 100 // committed with the timer, or neither is
+		c.Reply("building, ready in 30s")
+		return nil
+	}
+	built := func(c *abi.Call) error {
+		t, ok := c.Timer()
+		if !ok {
+			return abi.Fail("usage", "house_built is sent by the server")
+		}
+		c.Tell(c.Player, "your %s house is built (timer %d)", c.Args[0], t.ID)
+		return nil
+	}
+
+	timers := &memTimers{pending: map[uint64]string{}}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	c := &abi.Call{Player: 7, Msg: "build", Now: now, State: &player{Coins: 150}}
+	c.SetScheduler(timers)
+	if err := build(c); err != nil {
+		fmt.Println("err", err)
+	}
+	fmt.Println(c.ReplyText(), "|", timers.pending[1])
+
+	// What the host does when the timer is due:
+	fire := &abi.Call{Player: 7, Msg: "house_built", Args: []string{"oak"}, Now: now.Add(30 * time.Second)}
+	fire.SetTimer(abi.Timer{ID: 1, Due: now.Add(30 * time.Second)})
+	built(fire)
+	fmt.Println(fire.Pushes()[0].Text)
+
+	// A client sending the message itself is refused.
+	err := built(&abi.Call{Player: 7, Msg: "house_built", Args: []string{"oak"}})
+	fmt.Println(err)
+
+	// Cancel takes the id After returned.
+	c.Cancel(7, 1)
+	fmt.Println(errors.Is(c.Cancel(7, 1), abi.ErrTimerGone))
+	// Output:
+	// building, ready in 30s | house_built "oak" for 7 at 12:00:30
+	// your oak house is built (timer 1)
+	// usage: house_built is sent by the server
+	// true
 }

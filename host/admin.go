@@ -62,6 +62,7 @@ func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 		}
 		return map[string]any{"id": id, "state": v}, nil
 	}))
+	mux.HandleFunc("GET /v1/player/timers", h.jsonCall(h.playerTimers))
 	mux.HandleFunc("GET /v1/player/export", h.jsonCall(h.exportPlayer))
 	mux.HandleFunc("POST /v1/player/import", h.jsonCall(h.importPlayer))
 	mux.HandleFunc("GET /v1/usage", h.jsonCall(h.usageReport))

@@ -80,9 +80,34 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	if err != nil {
 		return h.replyFor(c, err), nil
 	}
+	kept, err := h.transact(s, c, f, idx, ids, nil, start)
+	switch {
+	case errors.Is(err, errFenced):
+		return Reply{}, errFenced
+	case errors.Is(err, errNoHandler):
+		return h.unknownReply(f.Cmd), nil
+	case err == errKept:
+		h.metrics.keptReplies.Inc()
+		if kept == nil {
+			return errReply("retry", "request #%s was done, but its reply was too long to keep; check and go on", s.tag), nil
+		}
+		return Reply{line: kept}, nil
+	case len(ids) > 1 && errors.Is(err, state.ErrNotFound):
+		return errReply("player", "%v", err), nil // a player the request names does not exist
+	}
+	reply := h.replyFor(c, err)
+	c.State, c.Config, c.Args = nil, nil, nil
+	return reply, nil
+}
+
+// transact runs c, whose message is entry idx of the handler table, as one
+// transaction over ids (the caller first), or, with fire set, as the
+// firing of that timer (timers.go), and delivers the handler's pushes
+// after the commit. It returns errFenced when the watchdog gave up on it,
+// and errKept with the kept reply when f's tag was done already.
+func (h *Host[T, C]) transact(s *session, c *abi.Call, f Frame, idx int, ids []uint64, fire *state.Timer, start time.Time) (kept []byte, err error) {
 	var e loader.Entry
-	var kept []byte
-	body := func(p *T, others []*T) (err error) {
+	body := func(tx *state.Tx[T]) (err error) {
 		// The table is loaded once the lanes are held, so that a request
 		// queued behind a version's fence or rollback runs on the version
 		// that replaced it; the whole request runs on this one table.
@@ -91,9 +116,9 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 			return errNoHandler
 		}
 		li, serial := s.guard.Lane(), e.Serial()
-		s.entry, s.msg = e, f.Cmd // published to the watchdog by the busy store below
+		s.entry, s.msg = e, c.Msg // published to the watchdog by the busy store below
 		s.busy.Store(uint64(start.UnixMilli())<<16 | uint64(min(serial+1, 0xffff)))
-		h.marks.Set(li, s.player, start.UnixNano(), e.Module(), e.Version(), f.Cmd)
+		h.marks.Set(li, s.player, start.UnixNano(), e.Module(), e.Version(), c.Msg)
 		// The one recover of the request, shared by the handler and the
 		// transaction around it.
 		defer func() {
@@ -121,37 +146,29 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 				return errKept // under the lane: no transaction of the player runs meanwhile
 			}
 		}
-		c.State = p
-		if len(others) > 0 {
+		vs := tx.Values()
+		c.State = vs[0]
+		if others := vs[1:]; len(others) > 0 {
 			states := make([]any, len(others))
 			for i, o := range others {
 				states[i] = o
 			}
 			c.SetOthers(ids[1:], states)
 		}
+		c.SetScheduler(txTimers(tx))
 		return e.Handler()(c)
 	}
-	if len(ids) > 1 {
-		err = h.store.RunMulti(ids, s.guard, func(vs []*T) error { return body(vs[0], vs[1:]) })
-		if errors.Is(err, state.ErrNotFound) {
-			return errReply("player", "%v", err), nil // a player the request names does not exist
-		}
+	if fire != nil {
+		err = h.store.RunTimer(*fire, s.guard, body)
 	} else {
-		err = h.store.Run(s.player, s.guard, func(p *T) error { return body(p, nil) })
+		err = h.store.RunTx(ids, s.guard, body)
 	}
 	switch {
 	case errors.Is(err, errFenced), errors.Is(err, state.ErrFenced):
-		return Reply{}, errFenced
-	case errors.Is(err, errNoHandler):
-		return h.unknownReply(f.Cmd), nil
+		return nil, errFenced
 	case err == errKept:
-		h.metrics.keptReplies.Inc()
-		if kept == nil {
-			return errReply("retry", "request #%s was done, but its reply was too long to keep; check and go on", s.tag), nil
-		}
-		return Reply{line: kept}, nil
+		return kept, err
 	}
-	reply := h.replyFor(c, err)
 	if pushes := c.Pushes(); err == nil && len(pushes) > 0 {
 		msgs := make([]pushMsg, len(pushes))
 		for i, p := range pushes {
@@ -159,8 +176,10 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 		}
 		h.deliver(msgs) // after the commit, never before
 	}
-	c.State, c.Config, c.Args = nil, nil, nil
-	return reply, nil
+	if err == nil {
+		h.timersScheduled(c)
+	}
+	return nil, err
 }
 
 // errKept: the request's tag names one the player already did; it is

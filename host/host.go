@@ -46,6 +46,7 @@ type Host[T, C any] struct {
 	stuckCount atomic.Int32     // len(stuck.calls), read on every request
 	lastCrash  *CrashReport     // the previous process's unclean exit, if any
 	players    sessionsByPlayer // live sessions by player, for pushes
+	timers     timerPoller      // fires the timers handlers schedule (timers.go)
 	tickets    *ticket.Verifier
 	logins     *ticket.Limiter // failed logins per client address
 
@@ -195,6 +196,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	h.connsDone.Add(1)
 	go h.serveClients(clientLn)
 	ws.serve()
+	h.startTimers()
 
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
@@ -232,6 +234,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	clientLn.Close()
 	ws.stop()
 	h.draining.Store(true)
+	h.stopTimers()
 	h.connMu.Lock()
 	h.closing = true
 	for s := range h.conns {

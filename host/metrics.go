@@ -23,10 +23,10 @@ type metrics struct {
 	// its records or refused after two deaths, and connections served
 	// without a kept session
 	resumed, keptReplies, retried, resumeFailed prometheus.Counter
-	badFrames    prometheus.Counter
-	conns        prometheus.Gauge
-	events       *prometheus.CounterVec // kind: activated, rolled_back, rejected, bad, config_reloaded, config_refused
-	snapAge      prometheus.GaugeFunc
+	badFrames                                   prometheus.Counter
+	conns                                       prometheus.Gauge
+	events                                      *prometheus.CounterVec // kind: activated, rolled_back, rejected, bad, config_reloaded, config_refused
+	snapAge                                     prometheus.GaugeFunc
 }
 
 // scrubGauges exports the state scrub's status: progress of the pass and

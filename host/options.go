@@ -3,9 +3,9 @@ package host
 import (
 	"net"
 
-	"github.com/hothost/hothost/internal/resume"
 	"errors"
 	"fmt"
+	"github.com/hothost/hothost/internal/resume"
 	"log/slog"
 	"path/filepath"
 	"time"

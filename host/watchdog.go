@@ -74,6 +74,7 @@ func (h *Host[T, C]) fenceOverdue(now time.Time, limit time.Duration) int {
 		sessions = append(sessions, s)
 	}
 	h.connMu.Unlock()
+	sessions = h.timers.running(sessions) // the timer poller's (timers.go)
 	n := 0
 	for _, s := range sessions {
 		b := s.busy.Load()
@@ -121,6 +122,10 @@ func (h *Host[T, C]) hung(s *session, started time.Time, ran time.Duration, blam
 		if err := h.loader.MarkBad(mod, ver, reason); err != nil {
 			h.log.Error("mark hung version bad", "module", mod, "version", ver, "err", err)
 		}
+	}
+	if s.conn == nil { // the timer poller's session: a fresh poller takes over (timers.go)
+		h.timerHung(s, blame)
+		return
 	}
 	// A fresh session takes the connection over; the stuck goroutine will
 	// find its request fenced when (if) the handler returns, and leaves.

@@ -40,7 +40,7 @@ Commands:
   pin <module> <version>      activate and keep this version (new files no longer take over)
   unpin <module>              let the newest compatible version take over again
   reload                      poll the plugin and config directories now
-  player <id>                 a player's state, decoded through the stored schema
+  player <id>                 a player's state, decoded through the stored schema, and its pending timers
   player export <id> [-o file]
                               the player as a JSON document (values by field name, with the layout)
   player import <file> [-id N] [-replace]
@@ -90,7 +90,7 @@ func main() {
 			stdout: os.Stdout, stderr: os.Stderr}))
 	case cmd == "dashboard":
 		os.Exit(dashboardCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
-	case cmd == "player" && fs.NArg() > 1 && (fs.Arg(1) == "export" || fs.Arg(1) == "import"):
+	case cmd == "player" && fs.NArg() > 1:
 		os.Exit(playerCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
 	}
 	method, path, err := route(fs.Args())

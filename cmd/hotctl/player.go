@@ -11,18 +11,76 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"text/tabwriter"
+	"time"
 )
 
-// playerCmd runs `hotctl player export <id> [-o file]` and
+// playerCmd runs `hotctl player <id>` (the player's state and pending
+// timers), `hotctl player export <id> [-o file]` and
 // `hotctl player import <file> [-id N] [-replace]`: one player moved
-// between hosts (or kept aside by support) as a JSON document. Both go
-// through the admin API, so both are in the host's audit log. It returns
+// between hosts (or kept aside by support) as a JSON document. All go
+// through the admin API, so all are in the host's audit log. It returns
 // the exit code.
 func playerCmd(args []string, a *adminClient, stdout, stderr io.Writer) int {
-	if args[0] == "export" {
+	switch args[0] {
+	case "export":
 		return exportCmd(args[1:], a, stdout, stderr)
+	case "import":
+		return importCmd(args[1:], a, stdout, stderr)
 	}
-	return importCmd(args[1:], a, stdout, stderr)
+	return showCmd(args, a, time.Now(), stdout, stderr)
+}
+
+// showCmd prints the player's state as the host decodes it, then its
+// pending timers, the earliest first.
+func showCmd(args []string, a *adminClient, now time.Time, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: hotctl player <id>")
+		return 2
+	}
+	q := "?" + url.Values{"id": {args[0]}}.Encode()
+	doc, err := a.call("GET", "/v1/player"+q, nil)
+	var timers []byte
+	if err == nil {
+		timers, err = a.call("GET", "/v1/player/timers"+q, nil)
+	}
+	if err == nil {
+		stdout.Write(doc)
+		err = printTimers(stdout, timers, now)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hotctl player:", err)
+		return 1
+	}
+	return 0
+}
+
+// printTimers writes the host's answer to GET /v1/player/timers as a
+// table: id, due time (and how far off), message, args.
+func printTimers(w io.Writer, answer []byte, now time.Time) error {
+	var doc struct {
+		Timers []struct {
+			ID   string    `json:"id"`
+			Due  time.Time `json:"due"`
+			Msg  string    `json:"msg"`
+			Args string    `json:"args"`
+		} `json:"timers"`
+	}
+	if err := json.Unmarshal(answer, &doc); err != nil {
+		return fmt.Errorf("reading the timers: %w", err)
+	}
+	if len(doc.Timers) == 0 {
+		_, err := fmt.Fprintln(w, "timers: none pending")
+		return err
+	}
+	fmt.Fprintf(w, "timers: %d pending\n", len(doc.Timers))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDUE\tIN\tMESSAGE\tARGS")
+	for _, t := range doc.Timers {
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", t.ID, t.Due.Local().Format("2006-01-02 15:04:05.000"),
+			t.Due.Sub(now).Round(time.Millisecond), t.Msg, t.Args)
+	}
+	return tw.Flush()
 }
 
 func exportCmd(args []string, a *adminClient, stdout, stderr io.Writer) int {

@@ -91,7 +91,21 @@ type Config struct {
 	XPPerLevel int64 `json:"xp_per_level"`
 	// Items maps an item name to its id and price.
 	Items map[string]Item `json:"items"`
+	// House is what `build house` costs and how long it takes (module
+	// town); the house is an inventory item once built.
+	House Building `json:"house"`
 }
+
+// Building is something a player builds: paid at the start, added to the
+// inventory as item ID once built, Seconds later.
+type Building struct {
+	ID      uint32  `json:"id"`
+	Price   int64   `json:"price"`
+	Seconds float64 `json:"seconds"`
+}
+
+// maxBuildSeconds bounds a building's time: a week.
+const maxBuildSeconds = 7 * 24 * 3600
 
 // Item is a shop item.
 type Item struct {
@@ -109,6 +123,7 @@ func DefaultConfig() Config {
 			"shield": {ID: 2, Price: 40},
 			"potion": {ID: 3, Price: 5},
 		},
+		House: Building{ID: 100, Price: 100, Seconds: 30},
 	}
 }
 
@@ -136,11 +151,20 @@ func (c *Config) Validate() error {
 		}
 		ids[it.ID] = name
 	}
+	switch h := c.House; {
+	case h.ID == 0 || h.Price < 0 || !(h.Seconds > 0 && h.Seconds <= maxBuildSeconds):
+		return fmt.Errorf("house: id %d must be non-zero, price %d not negative, seconds %v in (0, %d]", h.ID, h.Price, h.Seconds, maxBuildSeconds)
+	case ids[h.ID] != "":
+		return fmt.Errorf("house and item %q share id %d", ids[h.ID], h.ID)
+	}
 	return nil
 }
 
-// ItemName is the name of the item with id, or "item#<id>".
+// ItemName is the name of the item (or building) with id, or "item#<id>".
 func (c *Config) ItemName(id uint32) string {
+	if id == c.House.ID {
+		return "house"
+	}
 	for name, it := range c.Items {
 		if it.ID == id {
 			return name
