@@ -21,18 +21,6 @@ const InventorySize = 16
 // NameSize is the fixed size of a player's name in bytes.
 const NameSize = 24
 
-// Player is one player's state. It lives in shared memory, so it holds no
-// pointers, strings or slices (shmpool refuses them by field path).
-type Player struct {
-	Coins     int64
-	XP        int64
-	Level     uint32
-	Logins    uint32
-	LastLogin int64 // unix seconds
-	Name      [NameSize]byte
-	Inventory [InventorySize]Stack
-}
-
 // Stack is one inventory slot: Count of item Item (0 means empty).
 type Stack struct {
 	Item  uint32
