@@ -80,7 +80,7 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,trades (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	conns := flag.Int("conns", 8, "load connections")
@@ -121,6 +121,7 @@ func main() {
 			{"abuse", e.abuse},
 			{"auth", e.authAbuse},
 			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
+			{"trades", func() error { return e.tradeStorm(*kills) }},
 		} {
 			if !want(s.name) {
 				continue
