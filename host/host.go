@@ -119,6 +119,9 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := armTxKill(h.log); err != nil {
+		return err
+	}
 	h.store, h.opened, err = state.Open[T](state.Options{
 		Name: o.StateName, ShmDir: o.ShmDir, Capacity: o.Capacity, SnapshotDir: filepath.Join(o.DataDir, "snapshots"),
 		KeepSnapshots: o.KeepSnapshots, SnapshotEvery: o.SnapshotEvery, Lanes: o.Lanes, Logger: h.log,

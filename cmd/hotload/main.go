@@ -3,10 +3,18 @@
 // request count, print a progress line every second, and keep a ledger of
 // every acknowledged update. At the end it reads every player's coins back
 // from the server and checks them against the ledger (exact, except a
-// command committed whose reply a host kill swallowed, which it counts).
+// command committed whose reply a host kill swallowed, which it places and
+// counts), and checks the total: all players hold what they had, plus what
+// works earned, minus what buys spent.
 //
 //	hotload -addr 127.0.0.1:7070 -conns 16 -players 1000 -duration 30s
 //	hotload -requests 100000 -mix 'work=6,balance=2,buy potion=1,whoami=1'
+//
+// `give` and `trade <item>` in the mix move coins between the load's own
+// players (the market module), each to a player picked at random, of 1 to
+// -max-move coins:
+//
+//	hotload -mix 'work=6,balance=2,buy potion=1,whoami=1,give=1,trade potion=1'
 //
 // Every login carries a ticket minted with the host's key file (-key; the
 // host makes it in its data directory at its first start), valid for -ttl
@@ -43,6 +51,7 @@ func main() {
 	verify := flag.Bool("verify", true, "check every player's coins against the ledger at the end")
 	quiet := flag.Bool("quiet", false, "no progress line")
 	seed := flag.Uint64("seed", 0, "command choice seed (0: random)")
+	maxMove := flag.Int64("max-move", 10, "the most coins one give moves or one trade costs")
 	keyFile := flag.String("key", "data/ticket.key", "the host's ticket key file, to mint login tickets (empty: log in without, for an -insecure-login host)")
 	ttl := flag.Duration("ttl", time.Hour, "each login ticket's lifetime")
 	flag.Parse()
@@ -57,7 +66,7 @@ func main() {
 	defer stop()
 	cfg := loadgen.Config{
 		Addr: func() string { return *addr }, Conns: *conns, Players: *players, FirstPlayer: *first, Mix: m,
-		Duration: *dur, Requests: *reqs, Reconnect: *reconnect, Timeout: *timeout, Seed: *seed,
+		Duration: *dur, Requests: *reqs, Reconnect: *reconnect, Timeout: *timeout, Seed: *seed, MaxMove: *maxMove,
 	}
 	if *keyFile != "" {
 		key, err := ticket.LoadKey(*keyFile)

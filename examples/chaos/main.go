@@ -31,7 +31,10 @@
 //   - repair: plugins/fixes/coinfix under load (repair.go): a dry run, an
 //     apply killed by kill -9 halfway and resumed after a restart, an
 //     undo: every selected player fixed exactly once, the ledger exact
-//     apart from the fix's recorded changes, undo back or in conflict.
+//     apart from the fix's recorded changes, undo back or in conflict;
+//   - trades: give and trade in the ledger-checked mix through 50 coin
+//     swaps and 50 kill -9s, and 20 kills inside cross-player commits
+//     (trades.go): the total of coins exact at every audit.
 //
 // It prints a table and exits 1 on any violation. Everything lives in a
 // temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
@@ -84,7 +87,7 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair,trades (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	conns := flag.Int("conns", 8, "load connections")
@@ -126,6 +129,7 @@ func main() {
 			{"auth", e.authAbuse},
 			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
 			{"repair", e.repair},
+			{"trades", func() error { return e.tradeStorm(*kills) }},
 		} {
 			if !want(s.name) {
 				continue

@@ -15,7 +15,10 @@
 //     plain vs MADV_DONTNEED of the read-only mappings);
 //   - shared-memory bytes per player vs the record's size;
 //   - restart: attach (after SIGTERM), recovery (after kill -9) and restore
-//     from a snapshot (segment deleted) with the same players.
+//     from a snapshot (segment deleted) with the same players;
+//   - a cross-player give vs a single-player work, and push delivery (a
+//     give's or tell's push at the other client vs the sender's reply);
+//     -only push runs this phase alone and prints its rows.
 //
 // With -gotest it also reads `go test -bench` output and reports the ratios
 // the package benchmarks measure (dispatch vs direct call, transaction vs
@@ -76,6 +79,7 @@ func main() {
 	dur := flag.Duration("duration", 8*time.Second, "length of each load phase")
 	conns := flag.Int("conns", 8, "load connections")
 	players := flag.Int("players", 100_000, "players for the restart figures")
+	only := flag.String("only", "", "run one phase, print its rows as a table and write no report: push (cross-player give vs work, push delivery)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -86,6 +90,9 @@ func main() {
 		os.Exit(1)
 	}
 	b := &bench{ctx: ctx, dir: dir, dur: *dur, conns: *conns, cap: max(100_000, *players), log: log, prefix: fmt.Sprintf("hothost-bench-%d", os.Getpid())}
+	if *only != "" {
+		os.Exit(b.runOnly(*only))
+	}
 	err = b.run(*players)
 	b.cleanup()
 	if err != nil {
@@ -100,6 +107,29 @@ func main() {
 	if err != nil {
 		os.Exit(1)
 	}
+}
+
+// runOnly runs one phase and prints its rows as a Markdown table; it
+// returns the exit code.
+func (b *bench) runOnly(phase string) int {
+	defer b.cleanup()
+	if phase != "push" {
+		b.log.Error("unknown -only phase; the one there is: push", "phase", phase)
+		return 2
+	}
+	err := b.build()
+	if err == nil {
+		err = b.pushPhase()
+	}
+	if err != nil {
+		b.log.Error("e2ebench", "phase", phase, "err", err)
+		return 1
+	}
+	fmt.Println("\n| what | measured | baseline | ratio | notes |\n|---|---:|---:|---:|---|")
+	for _, r := range b.ratios {
+		fmt.Printf("| %s | %s | %s | %s | %s |\n", r.what, r.measured, r.baseline, r.ratio, r.note)
+	}
+	return 0
 }
 
 func (b *bench) cleanup() {
@@ -177,7 +207,8 @@ func (b *bench) load(addr string, fn func(l *loadgen.Load) error) (*loadgen.Resu
 	return res, nil
 }
 
-func (b *bench) run(players int) error {
+// build compiles the binaries and the example game's plugins.
+func (b *bench) build() error {
 	fmt.Println("== build")
 	var err error
 	if b.bins, err = hostproc.Build(filepath.Join(b.dir, "bin")); err != nil {
@@ -185,10 +216,18 @@ func (b *bench) run(players int) error {
 	}
 	b.so = map[string]string{}
 	for _, p := range [][4]string{{"coin1", "plugins/coin/v1", "coin", "1.0.0"}, {"coin2", "plugins/coin/v2", "coin", "2.0.0"},
-		{"shop", "plugins/shop", "shop", "1.0.0"}, {"profile", "plugins/profile", "profile", "1.0.0"}} {
+		{"shop", "plugins/shop", "shop", "1.0.0"}, {"profile", "plugins/profile", "profile", "1.0.0"},
+		{"market", "plugins/market", "market", "1.0.0"}, {"social", "plugins/social", "social", "1.0.0"}} {
 		if b.so[p[0]], err = b.bins.Plugin(p[1], p[2], p[3], filepath.Join(b.dir, "built")); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (b *bench) run(players int) error {
+	if err := b.build(); err != nil {
+		return err
 	}
 	static, staticErr := b.buildStatic()
 	hand, handErr := b.buildHandwritten()
@@ -294,6 +333,11 @@ func (b *bench) run(players int) error {
 		return err
 	}
 	hot.Stop()
+
+	fmt.Println("== cross-player transactions and push delivery")
+	if err := b.pushPhase(); err != nil {
+		return err
+	}
 
 	fmt.Println("== shared memory per player; restart: attach, recovery, restore")
 	return b.restarts(players)
@@ -681,6 +725,11 @@ const methodText = `
 - **RSS per version**: VmRSS of the host before and after 10 more coin versions were loaded (Go never
   unloads a plugin), divided by 10, vs the host's RSS.
 - **shared memory per player**: the segment's size over its capacity vs the size of game.Player.
+- **cross-player transaction and push delivery**: a host with the market and social modules; pairs of
+  clients, a sender doing work, give <receiver> 1 and tell <receiver> in turn, the receiver only
+  reading pushes, one request or push in flight per pair. give's reply vs work's (one transaction of
+  two players vs one); a push from the sender's write to the receiver's read of the push line vs the
+  same request's reply to the sender.
 `
 
 type gotestLine struct {
@@ -765,6 +814,12 @@ func goTestRatios(gt []gotestLine) []ratio {
 	}
 	if r, ok := get("state", "BenchmarkRunMulti", "multi-x"); ok {
 		rs = append(rs, ratio{"cross-player transaction (2 players) vs single-player Run", "", "", fmt.Sprintf("%.2fx", r), "state RunMulti"})
+	}
+	for _, n := range []string{"2", "4", "8"} {
+		if r, ok := get("state", "BenchmarkRunMultiPlayers/players="+n, "x-run"); ok {
+			rs = append(rs, ratio{"transaction over " + n + " players vs single-player Run", "", "", fmt.Sprintf("%.2fx", r),
+				"state RunMulti, every player changed, interleaved with Run"})
+		}
 	}
 	if r, ok := get("state", "BenchmarkTimer", "timer-x"); ok {
 		rs = append(rs, ratio{"timer scheduled and fired vs two Runs", "", "", fmt.Sprintf("%.2fx", r), "state timers in shared memory"})
