@@ -90,6 +90,12 @@ type Config struct {
 	// Reconnect is how long a worker keeps redialing after a transport
 	// error (a killed host). Zero: a transport error ends the worker.
 	Reconnect time.Duration
+	// NoTagRetry leaves a request whose reply a cut connection lost to the
+	// ledger's reads. By default, when Reconnect is set, it is sent again
+	// with its tag on the new connection, and its reply is taken as if it
+	// had come the first time (the host keeps the replies of tagged
+	// requests: it answers a committed one, it runs another).
+	NoTagRetry bool
 	// Timeout bounds one request (default 10s).
 	Timeout time.Duration
 	// WorkDeltas are the coins one `work` may add (default 10 for a v1
@@ -153,7 +159,7 @@ type Load struct {
 	// an audit holds it alone, so that it reads a server nothing changes.
 	gate sync.RWMutex
 
-	issued, ok, fails, transport, reconnects, pushes atomic.Int64
+	issued, ok, fails, transport, reconnects, retried, pushes atomic.Int64
 
 	mu       sync.Mutex
 	codes    map[string]int64
@@ -170,6 +176,7 @@ type Result struct {
 	Failed     int64            // err replies with a code not allowed, and workers that gave up dialing
 	Transport  int64            // requests whose reply never came (connection lost)
 	Reconnects int64            // successful redials after a transport error
+	Retried    int64            // requests cut by the transport, sent again with their tag and answered
 	Pushes     int64            // pushes received (gives and trades tell the other player)
 	Codes      map[string]int64 // err replies by code, and "transport"
 	Examples   map[string]string
@@ -341,7 +348,7 @@ func (l *Load) result() *Result {
 	c := l.hist.Snapshot()
 	r := &Result{
 		Elapsed: el, Requests: l.ok.Load() + l.fails.Load(), OK: l.ok.Load(), Failed: l.fails.Load(),
-		Transport: l.transport.Load(), Reconnects: l.reconnects.Load(), Pushes: l.pushes.Load(), Codes: map[string]int64{},
+		Transport: l.transport.Load(), Reconnects: l.reconnects.Load(), Retried: l.retried.Load(), Pushes: l.pushes.Load(), Codes: map[string]int64{},
 		Examples: map[string]string{}, P50: c.Quantile(0.50), P99: c.Quantile(0.99), P999: c.Quantile(0.999), Max: l.hist.Max(),
 		Accounts: map[uint64]*Account{}, Hist: c, led: l.led, tickets: l.cfg.Tickets,
 	}
@@ -414,7 +421,7 @@ func (l *Load) session(ctx context.Context, a *Account, n int, rng *rand.Rand) b
 		if ctx.Err() != nil || !l.budget() {
 			return false
 		}
-		if !l.request(c, a, rng) {
+		if !l.request(ctx, &c, a, rng) {
 			return l.cfg.Reconnect > 0 && ctx.Err() == nil
 		}
 	}
@@ -425,15 +432,21 @@ func (l *Load) session(ctx context.Context, a *Account, n int, rng *rand.Rand) b
 
 // request sends one command of the mix on c as a's player and checks its
 // reply; false if the connection was lost.
-func (l *Load) request(c *client.Conn, a *Account, rng *rand.Rand) bool {
+func (l *Load) request(ctx context.Context, cp **client.Conn, a *Account, rng *rand.Rand) bool {
 	l.gate.RLock()
 	defer l.gate.RUnlock()
 	req := l.prepare(a, l.pick(rng), rng)
 	t0 := time.Now()
+	c := *cp
 	r, err := c.Do(req.line)
 	if err != nil {
-		l.lost(a, req, err)
-		return false
+		c2, r2, ok := l.retryTag(ctx, a, c.LastTag(), req.line)
+		if !ok {
+			l.lost(a, req, err)
+			return false
+		}
+		c.Close()
+		*cp, c, r = c2, c2, r2
 	}
 	l.hist.Record(time.Since(t0))
 	l.reply(a, req, r)
@@ -445,6 +458,27 @@ func (l *Load) request(c *client.Conn, a *Account, rng *rand.Rand) bool {
 	}
 	l.pushes.Add(n)
 	return true
+}
+
+// retryTag sends a request whose reply a cut connection lost once more,
+// with its tag, on a new connection (when the load reconnects at all): the
+// host answers with the reply it kept if the request had committed, or
+// runs it now, never twice. So the ledger learns its outcome for sure.
+func (l *Load) retryTag(ctx context.Context, a *Account, tag, line string) (*client.Conn, client.Reply, bool) {
+	if l.cfg.Reconnect <= 0 || l.cfg.NoTagRetry || ctx.Err() != nil {
+		return nil, client.Reply{}, false
+	}
+	c, err := l.dial(ctx, a)
+	if err != nil {
+		return nil, client.Reply{}, false
+	}
+	r, err := c.DoTag(tag, line)
+	if err != nil {
+		c.Close()
+		return nil, client.Reply{}, false
+	}
+	l.retried.Add(1)
+	return c, r, true
 }
 
 // request is one command on its way.
@@ -740,7 +774,7 @@ func (r *Result) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d replies in %v: %.0f/s; latency p50 %v p99 %v p99.9 %v max %v\n",
 		r.Requests, r.Elapsed.Round(time.Millisecond), r.Throughput, us(r.P50), us(r.P99), us(r.P999), us(r.Max))
-	fmt.Fprintf(&b, "ok %d, failed %d, lost to the transport %d, reconnects %d, pushes %d", r.OK, r.Failed, r.Transport, r.Reconnects, r.Pushes)
+	fmt.Fprintf(&b, "ok %d, failed %d, lost to the transport %d, reconnects %d, retried by tag %d, pushes %d", r.OK, r.Failed, r.Transport, r.Reconnects, r.Retried, r.Pushes)
 	codes := make([]string, 0, len(r.Codes))
 	for c := range r.Codes {
 		codes = append(codes, c)

@@ -23,9 +23,41 @@ func openServer(t *testing.T) *gameServer {
 }
 
 // tradeLoad is a TradeMix load of conns workers over players players.
+//
+// It does not retry cut requests by tag, so that cuts leave the ledger
+// unplaced changes to solve (TestCutRequestsRetriedByTag is the other way).
 func tradeLoad(s *gameServer, conns, players int, requests int64) loadgen.Config {
 	return loadgen.Config{Addr: s.addr, Conns: conns, Players: players, Session: 40, Requests: requests, Seed: 7,
-		Mix: loadgen.TradeMix, Reconnect: 10 * time.Second, Duration: time.Minute}
+		Mix: loadgen.TradeMix, Reconnect: 10 * time.Second, Duration: time.Minute, NoTagRetry: true}
+}
+
+// Cut requests sent again with their tag are answered for sure: a
+// committed one with its kept reply, another by running it. Only a retry
+// cut in its turn is left for reads to place, and every player is exact.
+func TestCutRequestsRetriedByTag(t *testing.T) {
+	s := openServer(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	s.cut = func(string) cutAt { // called under s.mu
+		switch rng.IntN(40) {
+		case 0:
+			return cutBefore
+		case 1:
+			return cutAfter
+		}
+		return noCut
+	}
+	cfg := tradeLoad(s, 6, 9, 6000)
+	cfg.NoTagRetry = false
+	res, err := loadgen.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := loadgen.Verify(context.Background(), s.addr(), res, 5*time.Second)
+	if res.Failed != 0 || len(res.Violations) != 0 || res.Retried == 0 || res.Transport >= res.Retried || !ck.OK() || !ck.TotalOK ||
+		ck.LostReplies > res.Transport || ck.Exact != ck.Players {
+		t.Fatalf("%s %v; %s", ck, ck.Violations, res.Summary())
+	}
+	agrees(t, s, ck)
 }
 
 // sumLedger is the ledger's coins over every player, and the server's.

@@ -59,6 +59,7 @@ const (
 type player struct {
 	coins   int64
 	potions int
+	kept    map[string]string // replies of tagged commands, as the host keeps them
 }
 
 // conn is one client connection; pushes from other connections' commands
@@ -133,11 +134,18 @@ func (s *gameServer) serve(c *conn) {
 	sc := bufio.NewScanner(c.c)
 	for sc.Scan() {
 		w := strings.Fields(sc.Text())
+		tag := ""
+		if len(w) > 0 && strings.HasPrefix(w[0], "#") {
+			tag, w = w[0], w[1:]
+		}
 		s.mu.Lock()
-		reply, cut := s.handle(c, &id, w)
+		reply, cut := s.tagged(c, &id, tag, w)
 		s.mu.Unlock()
 		if cut {
 			return
+		}
+		if tag != "" {
+			reply = tag + " " + reply
 		}
 		c.write(reply)
 		if reply == "ok bye" {
@@ -183,6 +191,26 @@ func (s *gameServer) after(n int) <-chan struct{} {
 	ch := make(chan struct{})
 	s.waiters[s.commands+n] = append(s.waiters[s.commands+n], ch)
 	return ch
+}
+
+// tagged is handle with the host's tags: a command a player already did
+// under tag is answered with its reply and not run again (the retry of a
+// command whose reply a cut lost).
+func (s *gameServer) tagged(c *conn, id *uint64, tag string, w []string) (reply string, cut bool) {
+	p := s.players[*id]
+	if p != nil && tag != "" {
+		if r, ok := p.kept[tag]; ok {
+			return r, false
+		}
+	}
+	reply, cut = s.handle(c, id, w)
+	if p = s.players[*id]; p != nil && tag != "" && strings.HasPrefix(reply, "ok") && len(w) > 0 && w[0] != "login" {
+		if p.kept == nil {
+			p.kept = map[string]string{}
+		}
+		p.kept[tag] = reply // kept even when cut: the host records it inside the commit
+	}
+	return reply, cut
 }
 
 // handle runs one command under s.mu; cut means close without a reply.
@@ -236,7 +264,7 @@ func (s *gameServer) handle(c *conn, id *uint64, w []string) (reply string, cut 
 	}
 	if s.killed != nil && changes(w[0]) && strings.HasPrefix(reply, "ok") {
 		s.kill()
-		return "", true
+		return reply, true // committed, never written
 	}
 	return reply, at == cutAfter
 }
