@@ -273,8 +273,8 @@ func (e *env) killStorm(n int) error {
 	e.check("kill storm", "zero torn slots", torn == 0,
 		"recovery checked %d records, repaired %d from undo, lost %d", checked, repaired, torn)
 	e.check("kill storm", "every acknowledged update present", len(res.Violations) == 0 && ck.OK(),
-		"%d acknowledged updates; %d committed with the reply lost to a kill (allowed); %d requests cut by kills",
-		ck.Updates, ck.LostReplies, res.Transport)
+		"%d acknowledged updates; %d requests cut by kills and retried by tag; %d cut and left to the ledger, %d of them committed",
+		ck.Updates, res.Retried, res.Transport, ck.LostReplies)
 	e.check("kill storm", "resume time per restart", len(serving) == n,
 		"kill -> serving %s; kill -> first reply %s", quantiles(serving), quantiles(firstReply))
 	e.check("kill storm", "no failed reply", res.Failed == 0, "%d replies, %d failed%s", res.Requests, res.Failed, codes(res))

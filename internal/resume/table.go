@@ -19,7 +19,7 @@ import (
 // Sizes of the table. An entry is two pages: header, reply records, the
 // output slot and the input ring.
 const (
-	magic      = "HHSESS\x00\x01"
+	magic      = "HHSESS\x00\x02"
 	headerSize = 4096
 	entrySize  = 8192
 	recordSize = 256
@@ -59,7 +59,7 @@ const (
 type entryHdr struct {
 	ConnID  uint64
 	Player  uint64
-	State   uint32
+	_       uint32 // the entry's state word lives in the dense array before the entries (Table.state)
 	NextRec uint32 // the record the next commit writes, mod records
 	LastUse int64  // unix nanoseconds: closed entries are reused oldest first
 	// InDone is the stream offset before which every request is answered.
@@ -140,7 +140,7 @@ func Open(path string, n int, commits func(player uint64) (uint32, bool)) (*Tabl
 	if n <= 0 {
 		return nil, nil, fmt.Errorf("resume: %d entries", n)
 	}
-	size := headerSize + n*entrySize
+	size := entriesAt(n) + n*entrySize
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resume: %w", err)
@@ -154,6 +154,15 @@ func Open(path string, n int, commits func(player uint64) (uint32, bool)) (*Tabl
 	if !rep.Fresh && st.Size() != int64(size) {
 		rep.Invalid = fmt.Errorf("%w: %s has %d bytes, want %d for %d sessions", ErrInvalid, filepath.Base(path), st.Size(), size, n)
 	}
+	if !rep.Fresh && rep.Invalid == nil {
+		hdr := make([]byte, headerSize)
+		if _, err := f.ReadAt(hdr, 0); err != nil {
+			return nil, nil, fmt.Errorf("resume: read %s: %w", path, err)
+		}
+		rep.Invalid = checkHeader(hdr, n)
+	}
+	// A new or replaced table is made by truncating, never by clearing the
+	// mapping: the file is sparse, and clearing would commit every page.
 	if rep.Fresh || rep.Invalid != nil {
 		if err := f.Truncate(0); err != nil {
 			return nil, nil, fmt.Errorf("resume: %w", err)
@@ -168,28 +177,27 @@ func Open(path string, n int, commits func(player uint64) (uint32, bool)) (*Tabl
 	}
 	t := &Table{path: path, mem: mem, n: n, epoch: rand.Uint64() << 32, byConn: map[uint64]int{},
 		byPlayer: map[uint64][]int{}, owned: make([]bool, n)}
-	if rep.Invalid == nil && !rep.Fresh {
-		rep.Invalid = checkHeader(mem[:headerSize], n)
-	}
 	if rep.Invalid != nil || rep.Fresh {
-		clear(mem)
 		writeHeader(mem[:headerSize], n)
 		rep.Fresh = true
 	}
 	for i := n - 1; i >= 0; i-- {
-		h := t.hdr(i)
-		switch h.State {
-		case stateLive:
-			t.byConn[h.ConnID] = i
-			rep.Live++
-		case stateClosed:
-			rep.Closed++
-		default:
-			if h.State != stateFree {
-				*h = entryHdr{} // not a state this build writes: forget it
-			}
+		if rep.Fresh {
 			t.free = append(t.free, i)
 			continue
+		}
+		st := t.state(i)
+		if *st != stateLive && *st != stateClosed {
+			*st = stateFree // a state this build does not write is forgotten
+			t.free = append(t.free, i)
+			continue
+		}
+		h := t.hdr(i)
+		if *st == stateLive {
+			t.byConn[h.ConnID] = i
+			rep.Live++
+		} else {
+			rep.Closed++
 		}
 		if h.Player != 0 {
 			t.byPlayer[h.Player] = append(t.byPlayer[h.Player], i)
@@ -236,10 +244,18 @@ func (t *Table) Close() error {
 	return err
 }
 
-func (t *Table) entry(i int) []byte { return t.mem[headerSize+i*entrySize:][:entrySize] }
+// entriesAt is where the entries start: after the header and the dense
+// array of their state words, which Open reads without touching an entry
+// that is free (the file is sparse: a free entry costs no memory).
+func entriesAt(n int) int { return headerSize + (4*n+headerSize-1)/headerSize*headerSize }
+
+func (t *Table) entry(i int) []byte { return t.mem[entriesAt(t.n)+i*entrySize:][:entrySize] }
 func (t *Table) hdr(i int) *entryHdr {
-	return (*entryHdr)(unsafe.Pointer(&t.mem[headerSize+i*entrySize]))
+	return (*entryHdr)(unsafe.Pointer(&t.mem[entriesAt(t.n)+i*entrySize]))
 }
+
+// state is entry i's state word.
+func (t *Table) state(i int) *uint32 { return (*uint32)(unsafe.Pointer(&t.mem[headerSize+4*i])) }
 func (t *Table) rec(i, k int) *record {
 	return (*record)(unsafe.Pointer(&t.entry(i)[entryHdrSize+k*recordSize]))
 }
@@ -308,7 +324,7 @@ func (t *Table) claim(id uint64) (i int, resumed bool, err error) {
 	h := t.hdr(i)
 	clear(t.entry(i))
 	h.ConnID, h.LastUse = id, time.Now().UnixNano()
-	atomic.StoreUint32(&h.State, stateLive)
+	atomic.StoreUint32(t.state(i), stateLive)
 	t.byConn[id] = i
 	t.owned[i] = true
 	return i, false, nil
@@ -319,10 +335,10 @@ func (t *Table) claim(id uint64) (i int, resumed bool, err error) {
 func (t *Table) oldestClosed() int {
 	best, bestUse := -1, int64(0)
 	for i := range t.n {
-		h := t.hdr(i)
-		if t.owned[i] || h.State == stateFree {
+		if t.owned[i] || *t.state(i) == stateFree {
 			continue
 		}
+		h := t.hdr(i)
 		if best < 0 || h.LastUse < bestUse {
 			best, bestUse = i, h.LastUse
 		}
@@ -379,7 +395,7 @@ func (t *Table) release(i int) {
 	h := t.hdr(i)
 	delete(t.byConn, h.ConnID)
 	h.LastUse = time.Now().UnixNano()
-	atomic.StoreUint32(&h.State, stateClosed)
+	atomic.StoreUint32(t.state(i), stateClosed)
 	t.owned[i] = false
 }
 
