@@ -272,7 +272,7 @@ func likeHost(env []string, path string) ([]string, error) {
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
 			for _, f := range strings.Fields(v) {
-				if !strings.HasPrefix(f, "-race") && !strings.HasPrefix(f, "-trimpath") {
+				if !strings.HasPrefix(f, "-race") && !strings.HasPrefix(f, "-trimpath") && !strings.HasPrefix(f, "-tags") {
 					flags = append(flags, f)
 				}
 			}
@@ -283,6 +283,9 @@ func likeHost(env []string, path string) ([]string, error) {
 	}
 	if set["-trimpath"] == "true" {
 		flags = append(flags, "-trimpath")
+	}
+	if tags := set["-tags"]; tags != "" { // build tags choose files: the game's state type, say
+		flags = append(flags, "-tags="+tags)
 	}
 	cgo := set["CGO_ENABLED"]
 	if cgo == "" {
