@@ -78,6 +78,7 @@ func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.metrics.reg, promhttp.HandlerOpts{}))
 	h.registerFix(mux)
+	h.registerUpgrade(mux)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}

@@ -7,6 +7,16 @@
 //	nc 127.0.0.1 7070             # login 42 <ticket>, work, buy sword, give 7 5, help
 //	hotctl status                 # see cmd/hotctl
 //	hothost -ws-listen 127.0.0.1:7071   # and a browser on http://127.0.0.1:7071/
+//	hotctl upgrade                # a worker from the hothost binary now on disk; clients stay connected
+//
+// hothost is two processes (package supervisor): the one you start is the
+// supervisor, which holds the client listener and every client connection
+// and runs no game code; it starts this same binary again as its worker,
+// the host proper, and hands it the connections. A worker that dies is
+// replaced and a new binary takes over (SIGHUP to the supervisor, or
+// hotctl upgrade) with the clients kept connected; only the supervisor's
+// own death disconnects them. -no-supervisor runs the host alone, as one
+// process.
 //
 // The same binary is the plugin preflight child when the loader re-executes
 // it (HOTHOST_PREFLIGHT set): that check must come before anything else.
@@ -19,12 +29,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	rdebug "runtime/debug"
 	"syscall"
 
 	"github.com/hothost/hothost/host"
 	"github.com/hothost/hothost/loader"
 	"github.com/hothost/hothost/plugins/game"
+	"github.com/hothost/hothost/supervisor"
 )
 
 func main() {
@@ -33,7 +45,7 @@ func main() {
 		return
 	}
 	var o host.Options
-	flag.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "client TCP address")
+	flag.StringVar(&o.Listen, "listen", "127.0.0.1:7070", "client TCP address (the supervisor listens on it)")
 	flag.StringVar(&o.WSListen, "ws-listen", "", "serve browsers on this address: the game's web page at / and its WebSocket at /ws (e.g. 127.0.0.1:7071; default off)")
 	flag.StringVar(&o.DataDir, "data", "data", "data directory: snapshots, audit log, admin socket, config")
 	flag.StringVar(&o.AdminSocket, "admin-socket", "", "admin Unix socket (default <data>/admin.sock)")
@@ -61,6 +73,13 @@ func main() {
 	flag.IntVar(&o.ProbationPanics, "probation-panics", 0, "panics within the probation window that roll a version back (default 3)")
 	maxStack := flag.Int("max-stack-mb", 64, "largest goroutine stack in MiB: a runaway recursion in a handler dies at this size (Go's default, 1 GiB, takes seconds and a GiB to get there)")
 	debug := flag.Bool("debug", false, "debug logging")
+	alone := flag.Bool("no-supervisor", false, "run the host alone, as one process: a crash or a host upgrade then disconnects every client")
+	var sc supervisor.Config
+	flag.StringVar(&sc.StatusFile, "supervisor-status", "", "the supervisor's status file, readable while no worker runs (default <data>/supervisor.json)")
+	flag.DurationVar(&sc.MinBackoff, "min-backoff", 0, "wait before restarting a worker that died within -stable-after of its start the second time in a row; doubles with each further one (default 100ms)")
+	flag.DurationVar(&sc.MaxBackoff, "max-backoff", 0, "longest wait before restarting a worker (default 10s)")
+	flag.DurationVar(&sc.StableAfter, "stable-after", 0, "a worker that dies sooner after its start counts towards backoff (default 5s)")
+	flag.DurationVar(&sc.ReadyTimeout, "ready-timeout", 0, "a worker not ready this long after its start, or still running this long after it was told to drain, is killed (default 30s)")
 	flag.Parse()
 	rdebug.SetMaxStack(*maxStack << 20)
 
@@ -77,7 +96,21 @@ func main() {
 		}
 		o.AdminToken = string(trimSpace(b))
 	}
+	switch {
+	case supervisor.IsWorker():
+		os.Exit(runWorker(o))
+	case *alone:
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		os.Exit(runHost(ctx, o))
+	default:
+		os.Exit(runSupervisor(sc, o))
+	}
+}
 
+// runHost runs the host until ctx is done (alone) or the supervisor
+// drains it (worker), and returns the exit code.
+func runHost(ctx context.Context, o host.Options) int {
 	h, err := host.New(host.Game[game.Player, game.Config]{
 		Name:          "example",
 		DefaultConfig: game.DefaultConfig,
@@ -86,14 +119,73 @@ func main() {
 	}, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hothost:", err)
-		os.Exit(2)
+		return 2
+	}
+	if err := h.Run(ctx); err != nil {
+		o.Logger.Error("hothost stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// runWorker runs the host as the supervisor's worker: clients come from
+// the supervisor, and only the supervisor stops it (a drain). It takes no
+// signals: one from outside ends it like a crash, and the supervisor
+// starts the next worker with the clients kept.
+func runWorker(o host.Options) int {
+	w, err := supervisor.Attach()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hothost worker:", err)
+		return 2
+	}
+	o.Logger = o.Logger.With("worker", os.Getpid())
+	o.Listener = w.Listener()
+	o.Handover = handover{w}
+	code := runHost(context.Background(), o)
+	w.Close()
+	return code
+}
+
+// handover is the worker side of the supervisor as the host wants it.
+type handover struct{ *supervisor.Worker }
+
+func (h handover) SupervisorStatus() (any, error) {
+	st, err := h.Worker.Status()
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// runSupervisor runs the supervisor until SIGTERM or SIGINT: its worker is
+// this binary, with the same arguments. It returns the exit code.
+func runSupervisor(sc supervisor.Config, o host.Options) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hothost: the worker binary:", err)
+		return 2
+	}
+	if sc.StatusFile == "" {
+		sc.StatusFile = filepath.Join(o.DataDir, "supervisor.json")
+	}
+	if err := os.MkdirAll(filepath.Dir(sc.StatusFile), 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, "hothost:", err)
+		return 2
+	}
+	sc.Listen, sc.Binary, sc.Args = o.Listen, exe, os.Args[1:]
+	sc.Logger = o.Logger.With("supervisor", os.Getpid())
+	s, err := supervisor.New(sc)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hothost:", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := h.Run(ctx); err != nil {
-		o.Logger.Error("hothost stopped", "err", err)
-		os.Exit(1)
+	if err := s.Serve(ctx); err != nil {
+		sc.Logger.Error("supervisor stopped", "err", err)
+		return 1
 	}
+	return 0
 }
 
 func trimSpace(b []byte) []byte {
