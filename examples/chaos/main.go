@@ -34,7 +34,10 @@
 //     apart from the fix's recorded changes, undo back or in conflict;
 //   - trades: give and trade in the ledger-checked mix through 50 coin
 //     swaps and 50 kill -9s, and 20 kills inside cross-player commits
-//     (trades.go): the total of coins exact at every audit.
+//     (trades.go): the total of coins exact at every audit;
+//   - handover: 200 kill -9 of a supervised host's worker under load
+//     (handover.go): zero client disconnects, zero failed requests, the
+//     ledger exact (nothing lost or run twice), the pause per kill.
 //
 // It prints a table and exits 1 on any violation. Everything lives in a
 // temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
@@ -87,9 +90,10 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair,trades (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair,trades,handover (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
+	handovers := flag.Int("handovers", 200, "handover storm: kill -9 of a supervised host's worker")
 	conns := flag.Int("conns", 8, "load connections")
 	rtCases := flag.String("runtime", "", "runtime faults: comma-separated cases of host/testdata/runtime (default all: exit,overflow,gopanic,mapwrites,hang,slow)")
 	limit := flag.Duration("timeout", 12*time.Minute, "the whole run's bound")
@@ -130,6 +134,7 @@ func main() {
 			{"runtime", func() error { return e.runtimeFaults(*rtCases) }},
 			{"repair", e.repair},
 			{"trades", func() error { return e.tradeStorm(*kills) }},
+			{"handover", func() error { return e.handoverStorm(*handovers) }},
 		} {
 			if !want(s.name) {
 				continue

@@ -100,6 +100,10 @@ type Config struct {
 	Capacity  int      // players (0: the host's default)
 	Args      []string // more hothost flags
 	Env       []string // more environment, KEY=value (hothost.PrevExitEnv, say)
+	// Supervised starts hothost as it starts by default, a supervisor
+	// holding the connections of one worker; otherwise it runs alone
+	// (-no-supervisor), and killing it is killing the host.
+	Supervised bool
 }
 
 // Proc is one running host process.
@@ -121,6 +125,9 @@ func (b *Bins) Start(ctx context.Context, cfg Config) (*Proc, error) {
 	if cfg.Capacity > 0 {
 		args = append(args, "-capacity", fmt.Sprint(cfg.Capacity))
 	}
+	if !cfg.Supervised {
+		args = append(args, "-no-supervisor")
+	}
 	args = append(args, cfg.Args...)
 	p := &Proc{Cfg: cfg, Socket: filepath.Join(cfg.Dir, "data", "admin.sock"), log: &lockedBuffer{}, done: make(chan struct{})}
 	os.Remove(p.Socket) // a socket left by a killed host must not answer for the new one
@@ -136,7 +143,8 @@ func (b *Bins) Start(ctx context.Context, cfg Config) (*Proc, error) {
 			PID     int    `json:"pid"`
 			Clients string `json:"clients"`
 		}
-		if err := p.Admin(ctx, "GET", "/v1/status", &st); err == nil && st.PID == p.Cmd.Process.Pid && st.Clients != "" {
+		// A supervised host's admin API is its worker's.
+		if err := p.Admin(ctx, "GET", "/v1/status", &st); err == nil && (st.PID == p.Cmd.Process.Pid || cfg.Supervised) && st.Clients != "" {
 			p.Addr = st.Clients
 			return p, nil
 		}
@@ -149,6 +157,18 @@ func (b *Bins) Start(ctx context.Context, cfg Config) (*Proc, error) {
 		case <-time.After(20 * time.Millisecond): // polling the admin socket until it answers
 		}
 	}
+}
+
+// WorkerPID is the pid of the process serving now: the worker of a
+// supervised host (it changes at each restart), else the host's own.
+func (p *Proc) WorkerPID(ctx context.Context) (int, error) {
+	var st struct {
+		PID int `json:"pid"`
+	}
+	if err := p.Admin(ctx, "GET", "/v1/status", &st); err != nil {
+		return 0, err
+	}
+	return st.PID, nil
 }
 
 // Admin calls the admin API over the Unix socket and decodes the JSON answer
