@@ -93,6 +93,7 @@ func (h *Host[T, C]) attachStream(s *session) {
 func (h *Host[T, C]) answeredBefore(s *session, f Frame) (Reply, []byte, bool) {
 	if line, ok := s.stream.Kept(f.End); ok {
 		h.metrics.keptReplies.Inc()
+		h.log.Info("request the previous worker committed: answered with its kept reply, not run again", "player", s.player, "cmd", f.Cmd)
 		if line == nil {
 			return errReply("retry", "your request was done, but its reply was too long to keep across the restart; check and go on"), nil, true
 		}
@@ -100,6 +101,7 @@ func (h *Host[T, C]) answeredBefore(s *session, f Frame) (Reply, []byte, bool) {
 	}
 	if s.stream.Begin(f.End) >= 2 {
 		h.metrics.retried.Inc()
+		h.log.Warn("request two workers died running: answered err retry, not run a third time", "player", s.player, "cmd", f.Cmd)
 		return errReply("retry", "the server failed twice while running this request; it was not run again: check and retry"), nil, true
 	}
 	return Reply{}, nil, false
