@@ -37,7 +37,11 @@
 //     (trades.go): the total of coins exact at every audit;
 //   - handover: 200 kill -9 of a supervised host's worker under load
 //     (handover.go): zero client disconnects, zero failed requests, the
-//     ledger exact (nothing lost or run twice), the pause per kill.
+//     ledger exact (nothing lost or run twice), the pause per kill;
+//   - upgrade: 20 host upgrades under load alternating two binaries, one
+//     with a Title field more in the player state (upgrade.go): zero
+//     disconnects, zero failed requests, the ledger exact, the field there
+//     after each upgrade to that binary and gone after each one back.
 //
 // It prints a table and exits 1 on any violation. Everything lives in a
 // temporary directory and /dev/shm/hothost-chaos-<pid>-*, removed at the end
@@ -90,10 +94,11 @@ func (e *env) check(scenario, check string, ok bool, format string, args ...any)
 func main() {
 	dir := flag.String("dir", "", "work directory (default: a new temporary one)")
 	keep := flag.Bool("keep", false, "keep the work directory (logs, data) at the end")
-	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair,trades,handover (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: swap,kill,bad,faults,abuse,auth,runtime,repair,trades,handover,upgrade (default all)")
 	swaps := flag.Int("swaps", 500, "swap storm: swaps")
 	kills := flag.Int("kills", 50, "kill storm: kill -9 and restarts")
 	handovers := flag.Int("handovers", 200, "handover storm: kill -9 of a supervised host's worker")
+	upgrades := flag.Int("upgrades", 20, "upgrade storm: host upgrades alternating two binaries")
 	conns := flag.Int("conns", 8, "load connections")
 	rtCases := flag.String("runtime", "", "runtime faults: comma-separated cases of host/testdata/runtime (default all: exit,overflow,gopanic,mapwrites,hang,slow)")
 	limit := flag.Duration("timeout", 12*time.Minute, "the whole run's bound")
@@ -135,6 +140,7 @@ func main() {
 			{"repair", e.repair},
 			{"trades", func() error { return e.tradeStorm(*kills) }},
 			{"handover", func() error { return e.handoverStorm(*handovers) }},
+			{"upgrade", func() error { return e.upgradeStorm(*upgrades) }},
 		} {
 			if !want(s.name) {
 				continue

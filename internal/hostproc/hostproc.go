@@ -60,12 +60,20 @@ const EnvRaceHost = "HOTHOST_RACE_HOST"
 // Build compiles hothost, hotctl and hhbuild into dir with the build flags
 // of the environment (the Makefile exports them), so the host matches the
 // plugins hhbuild makes.
-func Build(dir string) (*Bins, error) {
+func Build(dir string) (*Bins, error) { return BuildTagged(dir, "") }
+
+// BuildTagged is Build with build tags (go build -tags): a second host
+// binary whose game state type differs, for an upgrade that migrates the
+// segment. Plugins built with its Bins.Plugin get the same tags.
+func BuildTagged(dir, tags string) (*Bins, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"build", "-o", dir + string(os.PathSeparator)}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
 	if os.Getenv(EnvRaceHost) == "1" {
 		args = append(args, "-race")
 	}
