@@ -13,15 +13,15 @@ import (
 // of a worker's lifecycle (and at most once a second for connection counts),
 // so it can be read while no worker is up.
 type Status struct {
-	PID         int       `json:"pid"`          // the supervisor's
-	Listen      string    `json:"listen"`       // the client address
-	Binary      string    `json:"binary"`       // the worker binary: what Upgrade("") starts again
-	Running     string    `json:"running"`      // the file the current worker was started from, when not Binary (a kept copy of the previous binary)
-	Worker      int       `json:"worker_pid"`   // 0 while none runs
-	State       string    `json:"worker_state"` // starting, ready, draining, backoff or stopped
-	WorkerSince time.Time `json:"worker_since"` // when the current worker started
-	Starts      int       `json:"starts"`       // workers started
-	Restarts    int       `json:"restarts"`     // starts after a worker died unasked or a new one failed
+	PID         int       `json:"pid"`                   // the supervisor's
+	Listen      string    `json:"listen"`                // the client address
+	Binary      string    `json:"binary"`                // the worker binary: what Upgrade("") starts again
+	Running     string    `json:"running,omitempty"`     // the file the current worker was started from, when not Binary (a kept copy of the previous binary)
+	Worker      int       `json:"worker_pid"`            // 0 while none runs
+	State       string    `json:"worker_state"`          // starting, ready, draining, backoff or stopped
+	WorkerSince time.Time `json:"worker_since,omitzero"` // when the current worker started
+	Starts      int       `json:"starts"`                // workers started
+	Restarts    int       `json:"restarts"`              // starts after a worker died unasked or a new one failed
 	// Backoff is the wait before the next restart (nanoseconds in JSON):
 	// 0 after a worker that ran at least Config.StableAfter, then doubling
 	// from MinBackoff to MaxBackoff with each worker that died sooner.
