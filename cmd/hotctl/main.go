@@ -60,6 +60,9 @@ Commands:
   fix undo <run> [-force]     put back the fields the run changed (players changed since: conflicts)
   fix runs [<run>]            every run, or one with its totals, first diffs, failures and undo
                               (a <fix.so> path outside <data>/fixes is copied there, with its sidecars)
+  upgrade [-wait 2m] [BINARY] a new worker from BINARY (default: the hothost binary's path again), clients kept
+                              connected; follows it until the new worker serves, or it failed and the previous
+                              binary serves again (exit status 1, with the reason)
   ticket <player> [-ttl 1h] [-key <data>/ticket.key]
                               mint a login ticket with the host's key (default: ticket.key
                               beside -socket); reads the key file, needs no running host
@@ -90,6 +93,8 @@ func main() {
 			stdout: os.Stdout, stderr: os.Stderr}))
 	case cmd == "dashboard":
 		os.Exit(dashboardCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
+	case cmd == "upgrade":
+		os.Exit(upgradeCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
 	case cmd == "player" && fs.NArg() > 1:
 		os.Exit(playerCmd(fs.Args()[1:], admin, os.Stdout, os.Stderr))
 	}
