@@ -180,6 +180,9 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			}
 			return true
 		}
+		if h.handoff.Load() {
+			return true // read but not begun: the next worker answers it (it is in the session's ring)
+		}
 		var reply Reply
 		if s.stream != nil && s.player != 0 {
 			if r, line, done := h.answeredBefore(s, f); done {
@@ -202,6 +205,8 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			reply = okReply("pong")
 		case f.Cmd == "help":
 			reply = okReply("%s", h.help())
+		case h.draining.Load() && h.handoff.Load():
+			return true // as above: handing over began since
 		case h.draining.Load():
 			reply = errReply("draining", "server is shutting down; reconnect shortly")
 		case f.Cmd == "login":

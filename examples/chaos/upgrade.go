@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -31,7 +33,7 @@ func (e *env) upgradeStorm(n int) error {
 	cfg.Supervised = true
 	pd := filepath.Join(cfg.Dir, "plugins-dir")
 	for _, m := range []struct{ src, name string }{{"plugins/coin/v1", "coin"}, {"plugins/shop", "shop"}, {"plugins/profile", "profile"}} {
-		if _, err := title.Plugin(m.src, m.name, "1.0.1", pd); err != nil {
+		if err := buildAs(title, m.src, m.name, "1.0.1", pd); err != nil {
 			return err
 		}
 	}
@@ -134,3 +136,37 @@ func hasKey(v any, key string) bool {
 	return false
 }
 
+// buildAs builds the plugin source src (module-relative) for bins as
+// version: a copy of the source, inside the module so that its imports
+// resolve, with the descriptor's Version "1.0.0" rewritten (hhbuild refuses
+// a -version its descriptor does not say).
+func buildAs(bins *hostproc.Bins, src, name, version, out string) error {
+	gen := filepath.Join("examples", "chaos", "testdata", fmt.Sprintf("gen-%d-%s-%s", os.Getpid(), name, version))
+	abs := filepath.Join(bins.Root, gen)
+	defer os.RemoveAll(abs)
+	if err := os.CopyFS(abs, os.DirFS(filepath.Join(bins.Root, src))); err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(abs, "*.go"))
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if nb := bytes.ReplaceAll(b, []byte(`Version: "1.0.0"`), []byte(`Version: "`+version+`"`)); !bytes.Equal(nb, b) {
+			found = true
+			if err := os.WriteFile(f, nb, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("%s: no descriptor Version \"1.0.0\" to rewrite", src)
+	}
+	_, err = bins.Plugin(gen, name, version, out)
+	return err
+}
