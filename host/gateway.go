@@ -217,6 +217,9 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			if reply, err = h.execute(s, f, time.Now()); err != nil {
 				return false // fenced: the watchdog answered and handed the connection on
 			}
+			if reply.OK {
+				h.replyKill.committed()
+			}
 		}
 		reply.Tag = f.Tag
 		if err := s.writeReply(reply); err != nil {

@@ -53,6 +53,7 @@ type Host[T, C any] struct {
 	sessions  *resume.Table // client sessions kept in shared memory (stream.go)
 	draining  atomic.Bool
 	handoff   atomic.Bool // draining for the next worker: sessions stop, connections stay open
+	replyKill *replyKill  // test seam (ReplyKillEnv); nil unless set
 	connsDone sync.WaitGroup
 	connMu    sync.Mutex
 	conns     map[*session]struct{} // nil once shutdown ended
@@ -77,6 +78,7 @@ func New[T, C any](game Game[T, C], opts Options) (*Host[T, C], error) {
 	h := &Host[T, C]{opts: opts, game: game, log: opts.Logger, stop: make(chan struct{}), ready: make(chan struct{}),
 		conns: map[*session]struct{}{}, mailbox: int32(opts.Mailbox)}
 	h.stuck.calls = map[uint64]StuckCall{}
+	h.replyKill = newReplyKill()
 	h.config = newConfigSource(opts.ConfigDir, game.DefaultConfig, game.Validate)
 	h.metrics = newMetrics(h.snapshotAge, func() float64 {
 		if h.store == nil {

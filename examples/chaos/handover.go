@@ -1,7 +1,11 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+
 	"fmt"
+	"github.com/hothost/hothost/host"
 	"math/rand/v2"
 	"strings"
 	"syscall"
@@ -26,6 +30,8 @@ func (e *env) handoverStorm(n int) error {
 		return err
 	}
 	cfg.Supervised = true
+	seam := filepath.Join(cfg.Dir, "reply-kill")
+	cfg.Env = append(cfg.Env, host.ReplyKillEnv+"="+seam)
 	p, err := e.start(cfg)
 	if err != nil {
 		return err
@@ -66,6 +72,31 @@ func (e *env) handoverStorm(n int) error {
 		}
 		firstReply = append(firstReply, time.Since(t0))
 	}
+	// Then kills at the one instant the bytes cannot settle: each worker
+	// kills itself after its Nth commit, before writing that reply
+	// (host.ReplyKillEnv). The next one must answer with the kept reply.
+	var seamed []time.Duration
+	for i := range n / 10 {
+		pid, err := p.WorkerPID(e.ctx)
+		if err != nil {
+			return fmt.Errorf("seam kill %d: worker pid: %w", i+1, err)
+		}
+		if err := os.WriteFile(seam, fmt.Appendf(nil, "%d\n", 1+rng.IntN(300)), 0o600); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := e.poll(30*time.Second, func() bool {
+			next, err := p.WorkerPID(e.ctx)
+			return err == nil && next != pid
+		}); err != nil {
+			return fmt.Errorf("seam kill %d: no new worker: %w (%s)", i+1, stalled(l, err), e.keepLog("handover", p))
+		}
+		os.Remove(seam) // the new worker serves on
+		if err := waitAcks(e.ctx, l, l.Acked()+1, 30*time.Second); err != nil {
+			return fmt.Errorf("after seam kill %d: %w (%s)", i+1, stalled(l, err), e.keepLog("handover", p))
+		}
+		seamed = append(seamed, time.Since(t0))
+	}
 	if err := waitAcks(e.ctx, l, l.Acked()+500, 30*time.Second); err != nil {
 		return stalled(l, err)
 	}
@@ -80,8 +111,11 @@ func (e *env) handoverStorm(n int) error {
 	e.check("handover", "pause per kill", len(firstReply) == n, "kill -> first reply %s", quantiles(firstReply))
 	// How often each path of the handover was taken, from the workers' logs.
 	log := p.Log()
-	e.check("handover", "sessions resumed", strings.Count(log, "sessions of the previous worker") >= n,
-		"%d requests answered from a dead worker's kept reply; %d answered err retry", strings.Count(log, "answered with its kept reply"),
-		strings.Count(log, "answered err retry"))
+	kept := strings.Count(log, "answered with its kept reply")
+	e.check("handover", "sessions resumed", strings.Count(log, "sessions of the previous worker") >= n+len(seamed),
+		"%d workers started on a dead one's sessions", strings.Count(log, "sessions of the previous worker"))
+	e.check("handover", "committed, unanswered: answered once from the kept reply", len(seamed) == n/10 && kept >= len(seamed),
+		"%d kills between a commit and its reply; %d requests answered from a dead worker's kept reply; %d answered err retry",
+		len(seamed), kept, strings.Count(log, "answered err retry"))
 	return nil
 }
