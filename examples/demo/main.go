@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hothost/hothost/client"
@@ -244,6 +245,11 @@ func run(dir string, nPlayers int) error {
 	err = d.proc.Stop()
 	d.check("clean shutdown", err == nil && strings.Contains(d.proc.Log(), "final snapshot"), "exit %v", err)
 	d.proc = nil
+
+	fmt.Println("== 7. the supervisor holds every connection: kill -9 of the worker, then hotctl upgrade, under load")
+	if err := d.supervised(ctx, nPlayers); err != nil {
+		return err
+	}
 
 	failed := 0
 	for _, c := range d.checks {
@@ -540,7 +546,7 @@ func (d *demo) hotctl(ctx context.Context, args ...string) (string, error) {
 		fmt.Print("     ", line)
 	}
 	if err != nil {
-		return out, fmt.Errorf("hotctl %s: %w", args[1], err)
+		return out, fmt.Errorf("hotctl %s: %w", strings.Join(args, " "), err)
 	}
 	return out, nil
 }
@@ -586,4 +592,65 @@ func errSuffix(err error) string {
 		return ""
 	}
 	return " (" + err.Error() + ")"
+}
+
+// supervised starts the host as it starts by default, a supervisor and its
+// worker, on the same state, and shows the clients' connections held
+// across a kill -9 of the worker and an upgrade: the load opens one
+// connection per player and may not reconnect, so the count of
+// connections opened stays where it started.
+func (d *demo) supervised(ctx context.Context, nPlayers int) error {
+	cfg := d.cfg
+	cfg.Supervised = true
+	p, err := d.bins.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.proc = p
+	addr := p.Addr
+	l, err := loadgen.Start(ctx, loadgen.Config{Addr: func() string { return addr }, Conns: nPlayers, Players: nPlayers,
+		FirstPlayer: 1001, Mix: []loadgen.Weighted{{Cmd: "work", Weight: 3}, {Cmd: "balance", Weight: 1}}, Duration: 4 * time.Minute,
+		Tickets: p.Tickets()})
+	if err != nil {
+		return err
+	}
+	defer l.Stop()
+	if err := waitAcks(ctx, l, 400); err != nil {
+		return err
+	}
+	pid, err := p.WorkerPID(ctx)
+	if err != nil {
+		return err
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t0 := time.Now()
+	next := pid
+	for (next == pid || next == 0) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond) // polling the admin socket until the next worker answers
+		next, _ = p.WorkerPID(ctx)
+	}
+	acked := l.Acked()
+	if err := waitAcks(ctx, l, acked+1); err != nil {
+		return err
+	}
+	fmt.Printf("   worker %d killed; worker %d answered the held connections %v later\n", pid, next, time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	fmt.Println("   an upgrade, here to the same build (make chaos alternates two builds whose player state differs):")
+	_, err = d.hotctl(ctx, "upgrade")
+	upgraded, _ := p.WorkerPID(ctx)
+	if err := waitAcks(ctx, l, l.Acked()+400); err != nil {
+		return err
+	}
+	res := l.Stop()
+	opened := int64(nPlayers) + res.Reconnects
+	d.check("connections held across a kill -9 and an upgrade", err == nil && upgraded != next && res.Transport == 0 && res.Reconnects == 0,
+		"connections opened: %d, as at the start (%d players); upgrade took %v; workers %d -> %d -> %d",
+		opened, nPlayers, time.Since(t0).Round(time.Millisecond), pid, next, upgraded)
+	d.check("no request failed, lost or doubled", res.Failed == 0, "%d requests, %d failed", res.Requests, res.Failed)
+	ck := loadgen.Verify(ctx, addr, res, 5*time.Second)
+	d.check("every acknowledged coin present, exactly once", ck.OK(), "%s", ck)
+	err = p.Stop()
+	d.proc = nil
+	d.check("supervisor stopped cleanly", err == nil, "exit %v", err)
+	return nil
 }
