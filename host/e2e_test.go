@@ -68,6 +68,14 @@ func TestMain(m *testing.M) {
 // profile installed, and stops it (SIGKILL if still running) at cleanup.
 func startHost(t *testing.T, args ...string) (*hostproc.Proc, hostproc.Config) {
 	t.Helper()
+	cfg := hostConfig(t, args...)
+	return start(t, cfg), cfg
+}
+
+// hostConfig prepares what startHost starts: a work directory with the
+// plugins installed, and a segment of the test's own.
+func hostConfig(t *testing.T, args ...string) hostproc.Config {
+	t.Helper()
 	if err := setup(); err != nil {
 		t.Fatalf("build binaries and plugins: %v", err)
 	}
@@ -87,8 +95,7 @@ func startHost(t *testing.T, args ...string) (*hostproc.Proc, hostproc.Config) {
 	// A loaded test machine must not make a good handler look hung: tests
 	// that exercise the watchdog set their own, later flag wins.
 	args = append([]string{"-handler-timeout", "30s"}, args...)
-	cfg := hostproc.Config{Dir: dir, ShmDir: shm, StateName: "game", Capacity: 1000, Args: args}
-	return start(t, cfg), cfg
+	return hostproc.Config{Dir: dir, ShmDir: shm, StateName: "game", Capacity: 1000, Args: args}
 }
 
 func start(t *testing.T, cfg hostproc.Config) *hostproc.Proc {

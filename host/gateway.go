@@ -214,6 +214,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 		case s.player == 0:
 			reply = errReply("nologin", "log in first: %s", h.loginUsage())
 		default:
+			h.replyKill.running(f.Cmd)
 			if reply, err = h.execute(s, f, time.Now()); err != nil {
 				return false // fenced: the watchdog answered and handed the connection on
 			}
