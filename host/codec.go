@@ -171,7 +171,7 @@ func checkTag(tag string) error {
 	}
 	for _, r := range tag {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-_:", r)) {
-			return fmt.Errorf("%w: tag %q: only letters, digits and . - _ :", ErrBadFrame, tag)
+			return fmt.Errorf("%w: tag %q holds %q: tags are letters, digits, dot, dash, underscore and colon", ErrBadFrame, tag, r)
 		}
 	}
 	return nil
