@@ -25,6 +25,12 @@ func TestParseFrame(t *testing.T) {
 		{"\xff\xfe\n", "", nil, "not UTF-8"},
 		{strings.Repeat("a ", 20) + "\n", "", nil, "more than 16 arguments"},
 		{strings.Repeat("a", 65) + "\n", "", nil, "longer than 64 bytes"},
+		{"#17 work\n", "work", nil, ""},
+		{"#a.b-c_d:9 buy sword\n", "buy", []string{"sword"}, ""},
+		{"# work\n", "", nil, "must be 1 to 32"},
+		{"#" + strings.Repeat("t", 33) + " work\n", "", nil, "must be 1 to 32"},
+		{"#t/1 work\n", "", nil, `holds '/'`},
+		{"#17\n", "", nil, "empty"},
 	}
 	for _, c := range cases {
 		f, err := ParseFrame([]byte(c.in), 64)
@@ -34,7 +40,11 @@ func TestParseFrame(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || f.Cmd != c.cmd || strings.Join(f.Args, ",") != strings.Join(c.args, ",") {
+		wantTag := ""
+		if strings.HasPrefix(c.in, "#") {
+			wantTag = strings.Fields(c.in)[0][1:]
+		}
+		if err != nil || f.Cmd != c.cmd || strings.Join(f.Args, ",") != strings.Join(c.args, ",") || f.Tag != wantTag {
 			t.Errorf("ParseFrame(%q) = %+v, %v; want %s %v", c.in, f, err, c.cmd, c.args)
 		}
 	}
