@@ -93,6 +93,12 @@ func (s *server) session(conn net.Conn) {
 	var player uint64
 	for in.Scan() {
 		words := strings.Fields(in.Text())
+		// A tagged request (`#17 work`) is answered with its tag.
+		if len(words) > 0 && strings.HasPrefix(words[0], "#") {
+			out.WriteString(words[0])
+			out.WriteByte(' ')
+			words = words[1:]
+		}
 		reply := "err frame empty"
 		switch {
 		case len(words) == 0:
