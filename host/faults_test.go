@@ -67,7 +67,10 @@ func stateOf(t *testing.T, p *hostproc.Proc, module, version string) (string, st
 func waitActive(t *testing.T, p *hostproc.Proc, module, version string) {
 	t.Helper()
 	for start := time.Now(); time.Since(start) < time.Minute; time.Sleep(20 * time.Millisecond) {
-		if s, _ := stateOf(t, p, module, version); s == "active" {
+		// The history says active before the table serving requests
+		// changes (it is stored once the decision is saved); status
+		// shows the table.
+		if s, _ := stateOf(t, p, module, version); s == "active" && status(t, p).Modules[module] == version {
 			return
 		}
 	}

@@ -130,7 +130,13 @@ func TestPeriodicSnapshotFailureAndLastSnapshot(t *testing.T) {
 	checkFilled(t, func(id uint64) (Player, error) { return m[id], nil }, n)
 
 	// 3. Failing again: the error is back, the last good snapshot stays.
-	if err := os.RemoveAll(opts.SnapshotDir); err != nil {
+	// The periodic snapshot may be writing into the directory while it is
+	// removed ("directory not empty"): remove again until it is gone.
+	err = os.RemoveAll(opts.SnapshotDir)
+	for tries := 0; errors.Is(err, syscall.ENOTEMPTY) && tries < 100; tries++ {
+		err = os.RemoveAll(opts.SnapshotDir)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(opts.SnapshotDir, nil, 0o600); err != nil {
