@@ -9,9 +9,9 @@ import (
 )
 
 // ReplyKillEnv names a file, for tests of the handover (examples/chaos):
-// while it exists and holds a number N, the host kills itself with SIGKILL
-// right after its Nth committed request of this process, before the reply
-// is written. That is the one instant bytes cannot settle: the request is
+// while it exists and holds a number N, the host removes it and kills
+// itself with SIGKILL right after its Nth committed request of this
+// process, before the reply is written. That is the one instant bytes cannot settle: the request is
 // done and its client does not know. The next worker must answer it from
 // the reply kept with the commit, and not run it again.
 const ReplyKillEnv = "HOTHOST_TEST_REPLY_KILL"
@@ -59,6 +59,7 @@ func (k *replyKill) committed() {
 		return
 	}
 	if at, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n >= at {
+		os.Remove(k.path) // one kill per file written: the next worker serves on
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}
 }

@@ -91,7 +91,6 @@ func (e *env) handoverStorm(n int) error {
 		}); err != nil {
 			return fmt.Errorf("seam kill %d: no new worker: %w (%s)", i+1, stalled(l, err), e.keepLog("handover", p))
 		}
-		os.Remove(seam) // the new worker serves on
 		if err := waitAcks(e.ctx, l, l.Acked()+1, 30*time.Second); err != nil {
 			return fmt.Errorf("after seam kill %d: %w (%s)", i+1, stalled(l, err), e.keepLog("handover", p))
 		}
