@@ -301,7 +301,7 @@ func crashMidCommit(b *testing.B, s *Store[Player]) {
 		if *ln.active != 0 {
 			continue
 		}
-		slot, _ := s.idx.find(id)
+		slot, _, _, _ := s.find(id)
 		_, rec, _ := s.pool.Lookup(int(slot))
 		*ln.undo = *rec
 		atomic.StoreUint64(ln.active, journalUpdate<<32|uint64(slot))
