@@ -135,8 +135,11 @@ func mix(x uint64) uint64 {
 
 // home is id's first probe position: the high half of mix(id)*n maps the
 // hash onto [0, n) without a division or a power-of-two table size.
-func (x *index) home(id uint64) int {
-	hi, _ := bits.Mul64(mix(id), uint64(len(x.tab)))
+func (x *index) home(id uint64) int { return x.homeMixed(mix(id)) }
+
+// homeMixed is home for an id whose mix the caller has already.
+func (x *index) homeMixed(m uint64) int {
+	hi, _ := bits.Mul64(m, uint64(len(x.tab)))
 	return int(hi)
 }
 
@@ -149,24 +152,30 @@ func indexLen(capacity int) int { return capacity + capacity/2 + 1 }
 // Lock-free: a lookup that saw a remove shift entries (ver moved) retries,
 // and the third try takes the writers' mutex.
 func find[T any](x *index, p *shmpool.Pool[record[T]], id uint64) (uint32, shmpool.Handle, *record[T], bool) {
+	return findMixed(x, p, id, mix(id))
+}
+
+// findMixed is find for an id whose mix m the caller has already (it
+// picked the id's lane with it).
+func findMixed[T any](x *index, p *shmpool.Pool[record[T]], id, m uint64) (uint32, shmpool.Handle, *record[T], bool) {
 	for range 2 {
 		v := x.ver.Load()
 		if v&1 != 0 {
 			continue
 		}
-		slot, h, rec, ok := probe(x, p, id)
+		slot, h, rec, ok := probe(x, p, id, m)
 		if x.ver.Load() == v {
 			return slot, h, rec, ok
 		}
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return probe(x, p, id)
+	return probe(x, p, id, m)
 }
 
-func probe[T any](x *index, p *shmpool.Pool[record[T]], id uint64) (uint32, shmpool.Handle, *record[T], bool) {
+func probe[T any](x *index, p *shmpool.Pool[record[T]], id, m uint64) (uint32, shmpool.Handle, *record[T], bool) {
 	n := len(x.tab)
-	i := x.home(id)
+	i := x.homeMixed(m)
 	for range n {
 		e := atomic.LoadUint32(&x.tab[i])
 		if e == 0 {

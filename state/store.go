@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -375,16 +374,7 @@ func (s *Store[T]) createLocked(ln *lane[T], id uint64, v *T) error {
 // fn must not keep v after it returns, and must not call the Store (it
 // runs holding the player's lane).
 func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
-	return s.Run(id, nil, func(v *T) error { return call(id, fn, v) })
-}
-
-func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &PanicError{ID: id, Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return fn(v)
+	return s.runOne(id, nil, fn, true)
 }
 
 // commit writes scratch.Val into rec. The order is the whole crash-safety
