@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"math/bits"
 	"sync/atomic"
 	_ "unsafe" // go:linkname
 )
@@ -34,17 +35,25 @@ type callShard struct {
 
 type callCounters struct{ shards []callShard }
 
-// newCallCounters makes the counters of a version, one shard per P
-// (GOMAXPROCS raised later folds the new Ps onto the shards).
-func newCallCounters(ps int) callCounters { return callCounters{shards: make([]callShard, max(ps, 1))} }
+// newCallCounters makes the counters of a version: a shard per P, rounded
+// up to a power of two so that a P finds its shard with a mask, not a
+// division (GOMAXPROCS raised later folds the new Ps onto the shards).
+func newCallCounters(ps int) callCounters {
+	return callCounters{shards: make([]callShard, 1<<bits.Len(uint(max(ps, 1)-1)))}
+}
 
 // shard is the calling P's shard. A call takes it once and counts its
 // start and its end there, even if it ran on another P meanwhile.
+// (Entry.Call spells it out: the two calls are not inlined, and a third
+// around them is measurable on a call this short.)
 func (c *callCounters) shard() *callShard {
 	p := procPin()
 	procUnpin()
-	return &c.shards[uint(p)%uint(len(c.shards))]
+	return c.of(p)
 }
+
+// of is P p's shard.
+func (c *callCounters) of(p int) *callShard { return &c.shards[uint(p)&uint(len(c.shards)-1)] }
 
 // end counts a call done, and an error if failed.
 func (s *callShard) end(failed bool) {

@@ -107,7 +107,9 @@ func (e Entry) Call(c *abi.Call) (err error) {
 		return ErrUnknownMessage
 	}
 	v := x.v
-	s := v.calls.shard()
+	p := procPin() // v.calls.shard(), inlined
+	procUnpin()
+	s := v.calls.of(p)
 	s.started.Add(1)
 	defer func() {
 		r := recover()
