@@ -153,8 +153,8 @@ func (l *Loader) infoLocked(r *record) VersionInfo {
 		Crashes: r.crashes, LastCrash: r.lastCrash, Restored: r.restored, Loaded: r.v != nil,
 		SHA256: e.SHA256, PluginPath: r.pluginPath, PreflightReused: r.preflightReused}
 	if v := r.v; v != nil {
-		started, done := v.started.Load(), v.done.Load()
-		vi.Calls, vi.Errors, vi.Panics, vi.InFlight = done, v.errs.Load(), v.panics.Load(), started-done
+		c := v.calls.sum()
+		vi.Calls, vi.Errors, vi.Panics, vi.InFlight = c.done, c.errs, v.panics.Load(), c.started-c.done
 	}
 	return vi
 }

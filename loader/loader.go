@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"plugin"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -561,7 +562,8 @@ func (l *Loader) add(c candidate, m *abi.Module) error {
 	ms := l.moduleLocked(m.Name)
 	r := l.recordForLocked(c, m.Name, m.Version)
 	v := &version{l: l, module: m.Name, version: m.Version, sem: c.fn.sem, file: c.path, mod: m, loadedAt: r.loadedAt,
-		state: r.state, reason: r.reason, activatedAt: r.activatedAt, changed: r.changed, serial: l.serials}
+		state: r.state, reason: r.reason, activatedAt: r.activatedAt, changed: r.changed, serial: l.serials,
+		calls: newCallCounters(runtime.GOMAXPROCS(0))}
 	l.serials++
 	r.v = v
 	ms.loaded[m.Version] = v
@@ -693,7 +695,7 @@ func (l *Loader) storeLocked() {
 		if v := l.modules[name].active; v != nil {
 			t.modules[name] = v.version
 			for msg, h := range v.mod.Handlers {
-				t.entries[l.slots[msg]] = entry{msg: msg, h: h, v: v}
+				t.entries[l.slots[msg]] = entry{msg: msg, h: h, v: v, serial: v.serial}
 			}
 		}
 	}

@@ -102,6 +102,10 @@ func TestSwapUnderLoad(t *testing.T) {
 		if vi.Panics != 0 || vi.Errors != 0 {
 			t.Errorf("%s %s: %d panics, %d errors", vi.Module, vi.Version, vi.Panics, vi.Errors)
 		}
+		// Each request is two Entry.Calls: the per-P counters lose none.
+		if want := 2 * count(vi.Version).Load(); vi.Calls != want {
+			t.Errorf("%s %s: %d calls counted, the callers made %d", vi.Module, vi.Version, vi.Calls, want)
+		}
 	}
 	v2, _ := info(l, "coin", "2.0.0")
 	if v2.State != loader.StateRolledBack || v2.Calls < 1000 {

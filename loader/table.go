@@ -26,9 +26,10 @@ type Table struct {
 }
 
 type entry struct {
-	msg string
-	h   abi.Handler
-	v   *version
+	h      abi.Handler
+	serial int // v.serial, kept here so a request reads one line of the table
+	v      *version
+	msg    string
 }
 
 // Gen is the table's generation, one more for every store.
@@ -96,24 +97,28 @@ func (e Entry) field(f func(*entry) string) string {
 // (errors.Is(err, ErrPanic)); calls, errors, panics and in-flight calls are
 // counted on the version, and a panic feeds its probation, which may roll
 // the version back before Call returns.
+//
+// The counting writes only the calling P's shard of the version's
+// counters (counters.go): calls on different cores share no written cache
+// line.
 func (e Entry) Call(c *abi.Call) (err error) {
 	x := e.e
 	if x == nil || x.h == nil {
 		return ErrUnknownMessage
 	}
 	v := x.v
-	// Two atomic adds per call: started-done is in flight, done is calls.
-	v.started.Add(1)
+	p := procPin() // v.calls.shard(), inlined
+	procUnpin()
+	s := v.calls.of(p)
+	s.started.Add(1)
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		s.end(err != nil && r == nil) // a panic is counted by panicked, not as an error
+		if r != nil {
 			err = v.panicked(x.msg, r)
 		}
-		v.done.Add(1)
 	}()
-	if err = x.h(c); err != nil {
-		v.errs.Add(1)
-	}
-	return err
+	return x.h(c)
 }
 
 // Usage is the message's one-line usage from its module (abi.Module.Usage),
@@ -153,7 +158,7 @@ func (e Entry) Serial() int {
 	if !e.Valid() {
 		return -1
 	}
-	return e.e.v.serial
+	return e.e.serial
 }
 
 // Panicked is what Call does when its handler panics, for a host that
@@ -178,8 +183,9 @@ type version struct {
 	loadedAt        time.Time
 	serial          int // see Entry.Serial
 
-	started, done, errs, panics atomic.Int64
-	probation                   atomic.Pointer[probation]
+	calls     callCounters // Entry.Call's, per P
+	panics    atomic.Int64 // one shared word: rare, and probation reads it
+	probation atomic.Pointer[probation]
 
 	// Guarded by l.mu.
 	state       State

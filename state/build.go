@@ -70,7 +70,7 @@ func (s *Store[T]) verify() error {
 		if err := checkRecord(recordBytes(rec), false); err != nil {
 			return fmt.Errorf("%w: built record in slot %d: %v", ErrCorrupt, i, err)
 		}
-		if slot, ok := s.idx.find(rec.ID); !ok || slot != uint32(i) {
+		if slot, _, _, ok := s.find(rec.ID); !ok || slot != uint32(i) {
 			return fmt.Errorf("%w: built index does not find player %d in slot %d", ErrCorrupt, rec.ID, i)
 		}
 	}
@@ -84,7 +84,7 @@ func (s *Store[T]) verify() error {
 // by p, to a segment being built.
 func (s *Store[T]) putConverted(stored []byte, p *plan) error {
 	id := ne.Uint64(stored[8:])
-	if _, dup := s.idx.find(id); dup {
+	if _, _, _, dup := s.find(id); dup {
 		return fmt.Errorf("%w: player %d appears twice", ErrCorrupt, id)
 	}
 	h, rec, err := s.pool.Alloc()

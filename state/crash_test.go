@@ -494,7 +494,7 @@ func childTorn(mode, dir string) error {
 	case "torn-update":
 		// commit's first steps, then half of the new value.
 		ln := s.lane(1)
-		slot, _ := s.idx.find(1)
+		slot, _, _, _ := s.find(1)
 		_, rec, _ := s.pool.Lookup(int(slot))
 		*ln.undo = *rec
 		atomic.StoreUint64(ln.active, journalUpdate<<32|uint64(slot))

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/hothost/hothost/shmpool"
 )
 
 // index maps player ids to slots: linear probing over a table of uint32
@@ -133,46 +135,60 @@ func mix(x uint64) uint64 {
 
 // home is id's first probe position: the high half of mix(id)*n maps the
 // hash onto [0, n) without a division or a power-of-two table size.
-func (x *index) home(id uint64) int {
-	hi, _ := bits.Mul64(mix(id), uint64(len(x.tab)))
+func (x *index) home(id uint64) int { return x.homeMixed(mix(id)) }
+
+// homeMixed is home for an id whose mix the caller has already.
+func (x *index) homeMixed(m uint64) int {
+	hi, _ := bits.Mul64(m, uint64(len(x.tab)))
 	return int(hi)
 }
 
 // indexLen is the table size for a capacity: load factor at most 2/3.
 func indexLen(capacity int) int { return capacity + capacity/2 + 1 }
 
-func (x *index) find(id uint64) (uint32, bool) {
+// find looks id up: its slot, and the slot's handle and record. Each
+// candidate's id is read from its record through the pool, which the
+// compiler inlines for the store's T (no call through idOf per probe).
+// Lock-free: a lookup that saw a remove shift entries (ver moved) retries,
+// and the third try takes the writers' mutex.
+func find[T any](x *index, p *shmpool.Pool[record[T]], id uint64) (uint32, shmpool.Handle, *record[T], bool) {
+	return findMixed(x, p, id, mix(id))
+}
+
+// findMixed is find for an id whose mix m the caller has already (it
+// picked the id's lane with it).
+func findMixed[T any](x *index, p *shmpool.Pool[record[T]], id, m uint64) (uint32, shmpool.Handle, *record[T], bool) {
 	for range 2 {
 		v := x.ver.Load()
 		if v&1 != 0 {
 			continue
 		}
-		s, ok := x.probe(id)
+		slot, h, rec, ok := probe(x, p, id, m)
 		if x.ver.Load() == v {
-			return s, ok
+			return slot, h, rec, ok
 		}
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.probe(id)
+	return probe(x, p, id, m)
 }
 
-func (x *index) probe(id uint64) (uint32, bool) {
+func probe[T any](x *index, p *shmpool.Pool[record[T]], id, m uint64) (uint32, shmpool.Handle, *record[T], bool) {
 	n := len(x.tab)
-	i := x.home(id)
+	i := x.homeMixed(m)
 	for range n {
 		e := atomic.LoadUint32(&x.tab[i])
 		if e == 0 {
-			return 0, false
+			return 0, 0, nil, false
 		}
-		if rid, ok := x.idOf(e - 1); ok && rid == id {
-			return e - 1, true
+		if h, rec, ok := p.Lookup(int(e - 1)); ok && atomic.LoadUint64(&rec.ID) == id {
+			return e - 1, h, rec, true
 		}
 		if i++; i == n {
 			i = 0
 		}
 	}
-	return 0, false
+	return 0, 0, nil, false
 }
 
 // insert adds id -> slot. The caller guarantees id is absent (it holds the

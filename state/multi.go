@@ -224,7 +224,7 @@ func (tx *Tx[T]) unlock() {
 // initTimers builds the in-process timer index from the segment, after
 // recovery, dropping what cannot fire (timers.go).
 func (s *Store[T]) initTimers() {
-	exists := func(id uint64) bool { _, ok := s.idx.find(id); return ok }
+	exists := func(id uint64) bool { _, _, _, ok := s.find(id); return ok }
 	s.timersDropped = s.timers.load(exists, func(slot uint32, player uint64, why string) {
 		s.log.Error("state: dropped a pending timer that cannot fire", "slot", slot, "player", player, "cause", why)
 	})

@@ -37,10 +37,6 @@ const recHeader = 16
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// recordSum is the checksum of a record's bytes b (the whole record): every
-// byte after the Sum field.
-func recordSum(b []byte) uint32 { return crc32.Checksum(b[8:], castagnoli) }
-
 func recordBytes[T any](r *record[T]) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r))
 }

@@ -363,7 +363,7 @@ func (s *Store[T]) rebuildIndexSlow(ids []uint64, rr *RecoveryReport) {
 		if !live {
 			continue
 		}
-		if _, dup := x.probe(id); dup {
+		if _, _, _, dup := probe(x, s.pool, id, mix(id)); dup {
 			s.lose(rr, "duplicate id", id, slog.Int("slot", i))
 			s.pool.Free(h)
 			continue

@@ -47,7 +47,7 @@ func crashAndReopen(t *testing.T, s *Store[Player], opts Options) (*Store[Player
 // recordOf is player id's record in the mapping, for tests that damage it.
 func recordOf(t testing.TB, s *Store[Player], id uint64) (int, *record[Player]) {
 	t.Helper()
-	slot, ok := s.idx.find(id)
+	slot, _, _, ok := s.find(id)
 	if !ok {
 		t.Fatalf("player %d not in the index", id)
 	}
@@ -188,7 +188,7 @@ func TestSlowRecoveryChecksEveryRecord(t *testing.T) {
 			t.Fatalf("Get(%d) = %v, want ErrNotFound", id, err)
 		}
 	}
-	if slot, _ := s.idx.find(12); int(slot) != low {
+	if slot, _, _, _ := s.find(12); int(slot) != low {
 		t.Fatalf("player 12 in slot %d, want the first record's slot %d", slot, low)
 	}
 	checkPlayers(t, s, n, 777, 30001)
@@ -224,7 +224,7 @@ func TestIndexRepairAfterRemoveCutShort(t *testing.T) {
 	for victim := range ids {
 		var states [][]uint32 // the table before each store
 		testHookIndexStore = func(int) { states = append(states, slices.Clone(s.idx.tab)) }
-		slot, _ := s.idx.find(ids[victim])
+		slot, _, _, _ := s.find(ids[victim])
 		before := slices.Clone(s.idx.tab)
 		s.idx.remove(ids[victim], slot)
 		testHookIndexStore = nil

@@ -384,7 +384,7 @@ func (s *Store[T]) scrubSlot(i int, r *record[T]) (sus *suspect, live bool) {
 	if err := checkRecord(recordBytes(r), false); err != nil {
 		return &suspect{slot: i, id: r.ID, cause: err.Error()}, true
 	}
-	if slot, ok := s.idx.find(r.ID); !ok || slot != uint32(i) {
+	if slot, _, _, ok := s.find(r.ID); !ok || slot != uint32(i) {
 		return &suspect{slot: i, id: r.ID}, true
 	}
 	return nil, true

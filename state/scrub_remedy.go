@@ -36,7 +36,7 @@ func (s *Store[T]) remedy(bad []suspect) {
 // named reports whether the index leads from b's id to b's slot: then the
 // id field can be believed even when the record fails its check.
 func (s *Store[T]) named(b suspect) bool {
-	slot, ok := s.idx.find(b.id)
+	slot, _, _, ok := s.find(b.id)
 	return ok && slot == uint32(b.slot)
 }
 
@@ -96,7 +96,7 @@ func (s *Store[T]) unnamed(b suspect) {
 	if _, alive := s.locks[b.slot].load(); !live || !alive || atomic.LoadUint64(&rec.ID) != b.id {
 		return // deleted, or reused, since
 	}
-	slot, found := s.idx.find(b.id)
+	slot, _, _, found := s.find(b.id)
 	p := ScrubProblem{At: time.Now(), Slot: b.slot, ID: b.id, Cause: b.cause, Action: ScrubRemoved}
 	switch {
 	case found && slot == uint32(b.slot):

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,7 +329,7 @@ func (s *Store[T]) Ensure(id uint64) (created bool, err error) {
 	ln := s.lane(id)
 	hold := ln.lock()
 	defer hold.mu.Unlock()
-	if _, ok := s.idx.find(id); ok {
+	if _, _, _, ok := s.find(id); ok {
 		return false, nil
 	}
 	if err := s.createLocked(ln, id, nil); err != nil {
@@ -375,16 +374,7 @@ func (s *Store[T]) createLocked(ln *lane[T], id uint64, v *T) error {
 // fn must not keep v after it returns, and must not call the Store (it
 // runs holding the player's lane).
 func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
-	return s.Run(id, nil, func(v *T) error { return call(id, fn, v) })
-}
-
-func call[T any](id uint64, fn func(*T) error, v *T) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &PanicError{ID: id, Value: r, Stack: debug.Stack()}
-		}
-	}()
-	return fn(v)
+	return s.runOne(id, nil, fn, true)
 }
 
 // commit writes scratch.Val into rec. The order is the whole crash-safety
@@ -429,7 +419,7 @@ func (s *Store[T]) Get(id uint64) (T, error) {
 // does not exist, or stopped existing between the index lookup and the
 // copy (then the slot is dead, or already holds another id).
 func (s *Store[T]) readID(id uint64, out *record[T]) bool {
-	slot, ok := s.idx.find(id)
+	slot, _, _, ok := s.find(id)
 	return ok && s.read(int(slot), out) && out.ID == id
 }
 
@@ -460,15 +450,16 @@ func (s *Store[T]) read(slot int, out *record[T]) bool {
 	}
 }
 
+// find looks player id up in the index: its slot, handle and record.
+func (s *Store[T]) find(id uint64) (uint32, shmpool.Handle, *record[T], bool) {
+	return find(&s.idx, s.pool, id)
+}
+
 // lookupLocked finds player id's slot; the caller holds id's lane.
 func (s *Store[T]) lookupLocked(id uint64) (uint32, shmpool.Handle, *record[T], error) {
-	slot, ok := s.idx.find(id)
+	slot, h, rec, ok := s.find(id)
 	if !ok {
 		return 0, 0, nil, fmt.Errorf("%w: player %d", ErrNotFound, id)
-	}
-	h, rec, ok := s.pool.Lookup(int(slot))
-	if !ok {
-		return 0, 0, nil, fmt.Errorf("%w: player %d's slot %d is free", ErrCorrupt, id, slot)
 	}
 	return slot, h, rec, nil
 }

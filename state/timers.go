@@ -163,7 +163,7 @@ func (b *Store[T]) copyTimers(aux []byte, g auxGeom, words map[int]uint64) (drop
 		}
 		body := &old.bodies[i]
 		why := body.check(w)
-		if _, ok := b.idx.find(body.Player); why == "" && !ok {
+		if _, _, _, ok := b.find(body.Player); why == "" && !ok {
 			why = "its player was not carried over"
 		}
 		if why != "" {

@@ -1,6 +1,8 @@
 package state
 
 import (
+	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 )
 
@@ -127,10 +129,18 @@ func (s *Store[T]) Lanes() int { return len(s.lanes) }
 // whenever fn returns, having committed nothing and touched nothing of
 // the lane: by then another transaction may own it.
 func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
+	return s.runOne(id, g, fn, false)
+}
+
+// runOne is Run, and Update with catch set: then a panic of fn is recovered
+// here, in the one deferred call that also releases the lane, and
+// returned as a *PanicError.
+func (s *Store[T]) runOne(id uint64, g *Guard, fn func(v *T) error, catch bool) (err error) {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	li := s.LaneOf(id)
+	m := mix(id) // the lane and the index's home both come from it
+	li := int(m & uint64(len(s.lanes)-1))
 	ln := &s.lanes[li]
 	h := ln.lock()
 	if g != nil {
@@ -138,12 +148,24 @@ func (s *Store[T]) Run(id uint64, g *Guard, fn func(v *T) error) error {
 	}
 	ok := false
 	defer func() {
-		if !ok && (g == nil || g.Claim()) {
+		if ok {
+			return
+		}
+		var r any
+		if catch {
+			r = recover()
+		}
+		if g == nil || g.Claim() {
 			h.mu.Unlock() // fn panicked: the scratch is dropped, the lane goes on
 		}
+		if r != nil {
+			err = &PanicError{ID: id, Value: r, Stack: debug.Stack()}
+		}
 	}()
-	slot, _, rec, err := s.lookupLocked(id)
-	if err == nil {
+	slot, _, rec, found := findMixed(&s.idx, s.pool, id, m)
+	if !found {
+		err = fmt.Errorf("%w: player %d", ErrNotFound, id)
+	} else {
 		// Only this lane writes rec, and readers only read: copying it
 		// without a seqlock check is safe.
 		h.scratch.ID = id
