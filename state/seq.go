@@ -16,11 +16,7 @@ import "sync/atomic"
 // crash is answered, not run again.
 func (s *Store[T]) Commits(id uint64) (uint32, bool) {
 	for spin := 0; ; spin++ {
-		slot, ok := s.idx.find(id)
-		if !ok {
-			return 0, false
-		}
-		_, rec, ok := s.pool.Lookup(int(slot))
+		_, _, rec, ok := s.find(id)
 		if !ok || atomic.LoadUint64(&rec.ID) != id {
 			return 0, false
 		}
