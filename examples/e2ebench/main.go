@@ -795,7 +795,7 @@ func goTestRatios(gt []gotestLine) []ratio {
 		rs = append(rs, ratio{what, fmt.Sprintf("%.4g %s", va, unit), fmt.Sprintf("%.4g %s", vb, unit), x(va, vb), note})
 	}
 	pair("dispatch: plugin handler via table vs direct call", "loader", "BenchmarkCall/table-plugin", "ns/op",
-		"BenchmarkCall/direct", "ns/op", "ns", "trivial handler, Entry.Call (shared atomic counters, its own recover)")
+		"BenchmarkCall/direct", "ns/op", "ns", "trivial handler, Entry.Call (per-P counters, its own recover)")
 	if v, ok := get("host", "BenchmarkDispatch", "ns/op"); ok {
 		d, _ := get("host", "BenchmarkDispatch", "direct-ns/op")
 		r, _ := get("host", "BenchmarkDispatch", "dispatch-x")
@@ -804,7 +804,9 @@ func goTestRatios(gt []gotestLine) []ratio {
 	}
 	if r, ok := get("state", "BenchmarkUpdateParallel", "parallel-x"); ok {
 		v, _ := get("state", "BenchmarkUpdateParallel", "ns/op")
-		rs = append(rs, ratio{"parallel Update per op vs serial (same players)", fmt.Sprintf("%.4g ns", v), "", fmt.Sprintf("%.2fx", r), "goal <= 0.6x on 2 cores"})
+		c, _ := get("state", "BenchmarkUpdateParallel", "cpu-x")
+		rs = append(rs, ratio{"parallel Update per op vs serial (players of its own per goroutine)", fmt.Sprintf("%.4g ns", v), "", fmt.Sprintf("%.2fx", r),
+			fmt.Sprintf("goal <= 0.6x on 2 cores; CPU per op %.2fx serial", c)})
 	}
 	if r, ok := get("state", "BenchmarkRecovery1M", "x-clean"); ok {
 		rec, _ := get("state", "BenchmarkRecovery1M", "recovery-ms")
