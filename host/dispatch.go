@@ -229,8 +229,28 @@ func (h *Host[T, C]) otherPlayers(s *session, c *abi.Call, e loader.Entry) (ids 
 }
 
 // count adds one call of version serial to the lane; the caller holds the
-// lane (after Guard.Claim).
+// lane (after Guard.Claim). The common call (no error, a version the lane
+// has counted before) is countOK, small enough to inline into the request
+// path; the rest is countSlow.
 func (ln *lane) count(serial int, err error, d time.Duration) {
+	if !ln.countOK(serial, err, d) {
+		ln.countSlow(serial, err, d)
+	}
+}
+
+// countOK counts the common call and reports whether it was one.
+func (ln *lane) countOK(serial int, err error, d time.Duration) bool {
+	if uint(serial) >= uint(len(ln.counts)) || err != nil {
+		return false
+	}
+	vc := &ln.counts[serial]
+	vc.calls++
+	vc.hist.observe(d)
+	return true
+}
+
+// countSlow adds one call of version serial to the lane: see count.
+func (ln *lane) countSlow(serial int, err error, d time.Duration) {
 	if serial < 0 {
 		return
 	}
