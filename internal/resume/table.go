@@ -114,11 +114,26 @@ type Table struct {
 	epoch   uint64
 	counter atomic.Uint64
 
-	mu       sync.Mutex
-	byConn   map[uint64]int   // live entries by connection id
-	byPlayer map[uint64][]int // entries (live or closed) by player: tag lookups
-	owned    []bool           // entries a session of this process holds
-	free     []int
+	mu     sync.Mutex     // byConn, owned, free; taken before a shard's
+	byConn map[uint64]int // live entries by connection id
+	owned  []bool         // entries a session of this process holds
+	free   []int
+	// players shards the entries (live or closed) by player, for FindTag,
+	// which runs on every tagged request: one lock for all would be a
+	// cache line every core writes on every request.
+	players [playerShards]playerShard
+}
+
+const playerShards = 64
+
+type playerShard struct {
+	mu sync.Mutex
+	m  map[uint64][]int
+	_  [64 - 16]byte
+}
+
+func (t *Table) shard(p uint64) *playerShard {
+	return &t.players[(p*0x9e3779b97f4a7c15)>>58] // Fibonacci hashing: ids are often sequential
 }
 
 // Report says what Open found.
@@ -175,8 +190,10 @@ func Open(path string, n int, commits func(player uint64) (uint32, bool)) (*Tabl
 	if err != nil {
 		return nil, nil, fmt.Errorf("resume: map %s: %w", path, err)
 	}
-	t := &Table{path: path, mem: mem, n: n, epoch: rand.Uint64() << 32, byConn: map[uint64]int{},
-		byPlayer: map[uint64][]int{}, owned: make([]bool, n)}
+	t := &Table{path: path, mem: mem, n: n, epoch: rand.Uint64() << 32, byConn: map[uint64]int{}, owned: make([]bool, n)}
+	for i := range t.players {
+		t.players[i].m = map[uint64][]int{}
+	}
 	if rep.Invalid != nil || rep.Fresh {
 		writeHeader(mem[:headerSize], n)
 		rep.Fresh = true
@@ -200,7 +217,8 @@ func Open(path string, n int, commits func(player uint64) (uint32, bool)) (*Tabl
 			rep.Closed++
 		}
 		if h.Player != 0 {
-			t.byPlayer[h.Player] = append(t.byPlayer[h.Player], i)
+			sh := t.shard(h.Player)
+			sh.m[h.Player] = append(sh.m[h.Player], i)
 		}
 		rep.Dropped += t.validate(i, commits)
 	}
@@ -358,7 +376,10 @@ func (t *Table) forget(i int) {
 }
 
 func (t *Table) unlinkPlayer(p uint64, i int) {
-	list := t.byPlayer[p]
+	sh := t.shard(p)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list := sh.m[p]
 	for k, j := range list {
 		if j == i {
 			list = append(list[:k], list[k+1:]...)
@@ -366,16 +387,15 @@ func (t *Table) unlinkPlayer(p uint64, i int) {
 		}
 	}
 	if len(list) == 0 {
-		delete(t.byPlayer, p)
+		delete(sh.m, p)
 	} else {
-		t.byPlayer[p] = list
+		sh.m[p] = list
 	}
 }
 
-// setPlayer records that entry i's connection logged in as p.
+// setPlayer records that entry i's connection logged in as p. Only the
+// connection's goroutine writes its entry's player.
 func (t *Table) setPlayer(i int, p uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	h := t.hdr(i)
 	if h.Player == p {
 		return
@@ -383,8 +403,11 @@ func (t *Table) setPlayer(i int, p uint64) {
 	if h.Player != 0 {
 		t.unlinkPlayer(h.Player, i)
 	}
+	sh := t.shard(p)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	h.Player = p
-	t.byPlayer[p] = append(t.byPlayer[p], i)
+	sh.m[p] = append(sh.m[p], i)
 }
 
 // release ends entry i's connection: the entry is kept, closed, for its
@@ -404,9 +427,10 @@ func (t *Table) release(i int) {
 // lane, so that no transaction of the player runs meanwhile: then every
 // record there is a committed one.
 func (t *Table) FindTag(player uint64, tag string) (reply []byte, ok bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, i := range t.byPlayer[player] {
+	sh := t.shard(player)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, i := range sh.m[player] {
 		for k := range records {
 			r := t.rec(i, k)
 			if atomic.LoadUint32(&r.Kind)&recTagged != 0 && r.Player == player && string(r.Tag[:r.TagLen]) == tag {
