@@ -153,7 +153,7 @@ func (h *Host[T, C]) Run(ctx context.Context) (err error) {
 	if err := h.openSessions(); err != nil {
 		return err
 	}
-	defer h.sessions.Close()
+	defer h.closeSessions()
 
 	if h.loader, err = h.newLoader(); err != nil {
 		return err

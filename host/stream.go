@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 
 	"github.com/hothost/hothost/internal/resume"
@@ -141,4 +142,15 @@ func (h *Host[T, C]) openSessions() error {
 	}
 	h.sessions = t
 	return nil
+}
+
+// closeSessions unmaps the session table. A host that stopped for good
+// (not handing over to a next worker) closed every connection: nothing is
+// left to resume, and the table's file goes with them.
+func (h *Host[T, C]) closeSessions() {
+	path := h.store.Path() + ".sessions"
+	h.sessions.Close()
+	if !h.handoff.Load() {
+		os.Remove(path)
+	}
 }
