@@ -147,9 +147,15 @@ func (h *Host[T, C]) openSessions() error {
 // closeSessions unmaps the session table. A host that stopped for good
 // (not handing over to a next worker) closed every connection: nothing is
 // left to resume, and the table's file goes with them.
+//
+// A handler goroutine the watchdog fenced may still run (Go cannot stop
+// it) and may have read the table before it was fenced: then the mapping
+// is left to go with the process rather than unmapped under it.
 func (h *Host[T, C]) closeSessions() {
 	path := h.store.Path() + ".sessions"
-	h.sessions.Close()
+	if h.stuckCount.Load() == 0 {
+		h.sessions.Close()
+	}
 	if !h.handoff.Load() {
 		os.Remove(path)
 	}
