@@ -137,7 +137,7 @@ func (h *Host[T, C]) transact(s *session, c *abi.Call, f Frame, idx int, ids []u
 			}
 			h.lanes[li].count(serial, err, time.Since(start))
 			if err == nil && s.stream != nil {
-				h.keep(s, c, f)
+				h.keep(s, c, f, tx.Commits())
 			}
 		}()
 		if s.tag != "" && s.stream != nil {
@@ -190,11 +190,7 @@ var errKept = errors.New("host: request already done")
 // (stream.go): a worker that takes over after a crash answers with it
 // rather than run the request again, and so does a retried tag. The
 // caller holds the player's lane, and the transaction commits.
-func (h *Host[T, C]) keep(s *session, c *abi.Call, f Frame) {
-	seq, ok := h.store.Commits(s.player)
-	if !ok {
-		return
-	}
+func (h *Host[T, C]) keep(s *session, c *abi.Call, f Frame, seq uint32) {
 	s.keepBuf = appendReply(s.keepBuf[:0], Reply{OK: true, Text: c.ReplyText(), Tag: f.Tag})
 	s.stream.Record(s.player, seq+1, f.End, f.Tag, s.keepBuf)
 }

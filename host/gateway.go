@@ -118,11 +118,13 @@ func (h *Host[T, C]) endSession(s *session) {
 		h.players.remove(s.player, s)
 	}
 	h.track(nil, s)
-	if h.handoff.Load() {
-		s.conn.Close() // the supervisor keeps the connection, and the table its session, for the next worker
-	} else {
-		h.closeConn(s)
+	if s.stream != nil && !h.handoff.Load() {
+		s.stream.Close() // handing over, the table keeps the session for the next worker
 	}
+	// A supervisor's connection (supervisor.Conn) tells the supervisor to
+	// drop its copy, or, while the worker drains, only releases this
+	// process's descriptor so the next worker gets it.
+	s.conn.Close()
 	s.release()
 	h.connsDone.Done()
 }

@@ -73,9 +73,6 @@ type Options struct {
 type Handover interface {
 	// Ready says the host serves: the supervisor hands it connections.
 	Ready() error
-	// Closed says the host ended connection id: the supervisor drops its
-	// copy, which would otherwise keep the client connected.
-	Closed(id uint64)
 	// Drain is closed when the supervisor wants this worker gone (an
 	// upgrade): the host stops reading requests, answers those it runs,
 	// closes the state cleanly and returns, leaving the connections and

@@ -7,7 +7,6 @@ import (
 	"syscall"
 
 	"github.com/hothost/hothost/internal/resume"
-	"golang.org/x/sys/unix"
 )
 
 // Sessions in shared memory: each TCP client connection's bytes in and out
@@ -106,24 +105,6 @@ func (h *Host[T, C]) answeredBefore(s *session, f Frame) (Reply, []byte, bool) {
 		return errReply("retry", "the server failed twice while running this request; it was not run again: check and retry"), nil, true
 	}
 	return Reply{}, nil, false
-}
-
-// closeConn ends a client connection. A supervisor holds a copy of every
-// connection, so closing this process's descriptor would not end it:
-// shut the socket down, and tell the supervisor to drop its copy.
-func (h *Host[T, C]) closeConn(s *session) {
-	if s.stream != nil {
-		s.stream.Close()
-	}
-	if hc, ok := s.conn.(Handed); ok && h.opts.Handover != nil {
-		if sc, ok := s.conn.(syscall.Conn); ok {
-			if rc, err := sc.SyscallConn(); err == nil {
-				rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
-			}
-		}
-		h.opts.Handover.Closed(hc.ID())
-	}
-	s.conn.Close()
 }
 
 // openSessions opens the session table beside the state segment. Replies

@@ -27,3 +27,8 @@ func (s *Store[T]) Commits(id uint64) (uint32, bool) {
 		backoff(spin)
 	}
 }
+
+// Commits is Store.Commits of the transaction's first player, read from
+// the record the transaction holds (its lane is held: the count cannot
+// move), without looking the player up again.
+func (tx *Tx[T]) Commits() uint32 { return tx.recs[0].Seq / 2 }

@@ -31,12 +31,10 @@ func tradeLoad(s *gameServer, conns, players int, requests int64) loadgen.Config
 		Mix: loadgen.TradeMix, Reconnect: 10 * time.Second, Duration: time.Minute, NoTagRetry: true}
 }
 
-// Cut requests sent again with their tag are answered for sure: a
-// committed one with its kept reply, another by running it. Only a retry
-// cut in its turn is left for reads to place, and every player is exact.
-func TestCutRequestsRetriedByTag(t *testing.T) {
-	s := openServer(t)
-	rng := rand.New(rand.NewPCG(3, 4))
+// cutOneIn20 makes s cut one coin change in 20 at random (seeded), half
+// before its commit and half after it.
+func cutOneIn20(s *gameServer, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	s.cut = func(string) cutAt { // called under s.mu
 		switch rng.IntN(40) {
 		case 0:
@@ -46,6 +44,14 @@ func TestCutRequestsRetriedByTag(t *testing.T) {
 		}
 		return noCut
 	}
+}
+
+// Cut requests sent again with their tag are answered for sure: a
+// committed one with its kept reply, another by running it. Only a retry
+// cut in its turn is left for reads to place, and every player is exact.
+func TestCutRequestsRetriedByTag(t *testing.T) {
+	s := openServer(t)
+	cutOneIn20(s, 3)
 	cfg := tradeLoad(s, 6, 9, 6000)
 	cfg.NoTagRetry = false
 	res, err := loadgen.Run(context.Background(), cfg)
@@ -95,16 +101,7 @@ func TestTradeMixExact(t *testing.T) {
 // at the end, place every lost change, and the total holds.
 func TestCutsArePlacedByReads(t *testing.T) {
 	s := openServer(t)
-	rng := rand.New(rand.NewPCG(1, 2))
-	s.cut = func(string) cutAt { // called under s.mu
-		switch rng.IntN(40) {
-		case 0:
-			return cutBefore
-		case 1:
-			return cutAfter
-		}
-		return noCut
-	}
+	cutOneIn20(s, 1)
 	res, err := loadgen.Run(context.Background(), tradeLoad(s, 6, 9, 6000))
 	if err != nil {
 		t.Fatal(err)
