@@ -3,6 +3,7 @@ package resume
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -218,6 +219,36 @@ func TestFindTagFromAnotherConnection(t *testing.T) {
 	}
 	if _, ok := tab.FindTag(6, "x.1"); ok {
 		t.Fatal("another player's tag found")
+	}
+}
+
+// A player's ended sessions beyond KeepClosed are freed when the next one
+// ends, the oldest first: their tags are no longer found, the newest ones'
+// are, and FindTag never scans more than that.
+func TestOldClosedSessionsAreFreed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sessions")
+	tab, _ := open(t, path, nil)
+	const sessions = KeepClosed + 4
+	for k := range sessions {
+		conn, _, _ := pair(t)
+		s, err := tab.Attach(conn, 0, 64)
+		if err != nil {
+			t.Fatalf("session %d: %v", k, err)
+		}
+		s.SetPlayer(5)
+		tag := fmt.Sprintf("t.%d", k)
+		s.Record(5, uint32(k+1), 10, tag, []byte("#"+tag+" ok\n"))
+		s.Close()
+	}
+	for k := range sessions {
+		tag := fmt.Sprintf("t.%d", k)
+		line, ok := tab.FindTag(5, tag)
+		if want := k >= sessions-KeepClosed; ok != want || ok && string(line) != "#"+tag+" ok\n" {
+			t.Errorf("FindTag(%s) = %q, %v; want found %v", tag, line, ok, want)
+		}
+	}
+	if n := len(tab.shard(5).m[5]); n != KeepClosed {
+		t.Errorf("player 5 has %d sessions linked, want %d", n, KeepClosed)
 	}
 }
 

@@ -1,6 +1,7 @@
 package resume
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -420,6 +422,39 @@ func (t *Table) release(i int) {
 	h.LastUse = time.Now().UnixNano()
 	atomic.StoreUint32(t.state(i), stateClosed)
 	t.owned[i] = false
+	if h.Player != 0 {
+		t.trimClosed(h.Player)
+	}
+}
+
+// KeepClosed is how many ended sessions of one player keep their records
+// for retried tags. A client retries on its next connection, so a few are
+// enough; every one more is scanned by each tagged request of the player
+// (FindTag), and a player who reconnected a thousand times made each of
+// its requests read four thousand records.
+const KeepClosed = 2
+
+// trimClosed frees player p's ended sessions beyond the KeepClosed used
+// last. The caller holds t.mu.
+func (t *Table) trimClosed(p uint64) {
+	sh := t.shard(p)
+	sh.mu.Lock()
+	var closed []int
+	for _, i := range sh.m[p] {
+		if !t.owned[i] && atomic.LoadUint32(t.state(i)) == stateClosed {
+			closed = append(closed, i)
+		}
+	}
+	sh.mu.Unlock()
+	if len(closed) <= KeepClosed {
+		return
+	}
+	slices.SortStableFunc(closed, func(a, b int) int { return cmp.Compare(t.hdr(a).LastUse, t.hdr(b).LastUse) })
+	for _, i := range closed[:len(closed)-KeepClosed] {
+		t.forget(i)
+		atomic.StoreUint32(t.state(i), stateFree)
+		t.free = append(t.free, i)
+	}
 }
 
 // FindTag returns the reply kept for player's request tagged tag, from any
