@@ -179,6 +179,9 @@ func checkTag(tag string) error {
 
 // oneLine keeps a text on one protocol line.
 func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s // the common case, without a call per rune
+	}
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {
 			return ' '

@@ -153,11 +153,15 @@ func (h *Host[T, C]) track(s, old *session) bool {
 // request of this session: the connection is no longer this goroutine's.
 func (h *Host[T, C]) serveConn(s *session) bool {
 	bad := 0
+	// now is when the last request began (one clock read a request): the
+	// idle deadline counts from there, at most one request's run earlier
+	// than from the read.
+	now := time.Now()
 	for {
 		if h.handoff.Load() {
 			return true
 		}
-		h.pushDeadline(s, time.Now())
+		h.pushDeadline(s, now)
 		f, err := s.codec.ReadFrame()
 		if errors.Is(err, ErrBadFrame) {
 			bad++
@@ -185,6 +189,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 		if h.handoff.Load() {
 			return true // read but not begun: the next worker answers it (it is in the session's ring)
 		}
+		now = time.Now()
 		var reply Reply
 		if s.stream != nil && s.player != 0 {
 			if r, line, done := h.answeredBefore(s, f); done {
@@ -217,7 +222,7 @@ func (h *Host[T, C]) serveConn(s *session) bool {
 			reply = errReply("nologin", "log in first: %s", h.loginUsage())
 		default:
 			h.replyKill.running(f.Cmd)
-			if reply, err = h.execute(s, f, time.Now()); err != nil {
+			if reply, err = h.execute(s, f, now); err != nil {
 				return false // fenced: the watchdog answered and handed the connection on
 			}
 			if reply.OK {

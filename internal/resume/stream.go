@@ -32,7 +32,10 @@ type Stream struct {
 	written uint64 // stream offset of the next byte to write
 	skip    bool   // dropping the rest of a line longer than max
 	resumed bool
-	line    []byte // Next's result, reused
+	// inherited is how many bytes of the connection earlier workers read
+	// (0 for a new one): only a request ending there can have their record.
+	inherited uint64
+	line      []byte // Next's result, reused
 }
 
 // Attach starts the session of conn. id names the connection across
@@ -84,7 +87,7 @@ func (s *Stream) resume() error {
 		return fmt.Errorf("resume: resume connection %#x: answered up to byte %d, but the kernel says %d were read (ring %d)",
 			h.ConnID, h.InDone, read, len(s.ring))
 	}
-	s.in, s.pos, s.written = read, h.InDone, written
+	s.in, s.pos, s.written, s.inherited = read, h.InDone, written, read
 	if n := uint64(h.OutN); n > 0 && h.OutStart+n > written {
 		if h.OutStart > written || n > uint64(len(s.out)) {
 			return fmt.Errorf("resume: resume connection %#x: last write was bytes %d+%d, the kernel says %d were written",
@@ -274,6 +277,9 @@ func (s *Stream) Begin(end uint64) (before int) {
 // that, not run again. ok with a nil reply: committed, reply too long to
 // keep.
 func (s *Stream) Kept(end uint64) (reply []byte, ok bool) {
+	if end > s.inherited {
+		return nil, false // read by this worker: its records are its own, and it answers before it reads on
+	}
 	for k := range records {
 		r := s.t.rec(s.i, k)
 		if atomic.LoadUint32(&r.Kind)&recUntagged != 0 && r.ReqEnd == end && r.Player == s.h.Player {
