@@ -39,9 +39,9 @@ type lane struct {
 
 // verCount is one version's requests on one lane.
 type verCount struct {
-	calls, errs, panics int64
-	codes               map[string]int64 // replies by error code (rare: allocated on the first)
-	hist                latencyHist
+	hist         latencyHist // its count is the calls: every call is timed
+	errs, panics int64
+	codes        map[string]int64 // replies by error code (rare: allocated on the first)
 }
 
 // errFenced is execute's answer to a session whose request the watchdog
@@ -135,7 +135,9 @@ func (h *Host[T, C]) transact(s *session, c *abi.Call, f Frame, idx int, ids []u
 			if err == errKept {
 				return
 			}
-			h.lanes[li].count(serial, err, time.Since(start))
+			if d := time.Since(start); !h.lanes[li].count(serial, err, d) {
+				h.lanes[li].countSlow(serial, err, d)
+			}
 			if err == nil && s.stream != nil {
 				h.keep(s, c, f, tx.Commits())
 			}
@@ -224,28 +226,21 @@ func (h *Host[T, C]) otherPlayers(s *session, c *abi.Call, e loader.Entry) (ids 
 	return append([]uint64{s.player}, more...), nil
 }
 
-// count adds one call of version serial to the lane; the caller holds the
-// lane (after Guard.Claim). The common call (no error, a version the lane
-// has counted before) is countOK, small enough to inline into the request
-// path; the rest is countSlow.
-func (ln *lane) count(serial int, err error, d time.Duration) {
-	if !ln.countOK(serial, err, d) {
-		ln.countSlow(serial, err, d)
-	}
-}
-
-// countOK counts the common call and reports whether it was one.
-func (ln *lane) countOK(serial int, err error, d time.Duration) bool {
+// count adds one call of version serial to the lane if it is the common
+// one (no error, a version the lane has counted before), and reports
+// whether it was; the caller counts any other with countSlow. The caller
+// holds the lane (after Guard.Claim). Split so that count stays small
+// enough to inline into the request path.
+func (ln *lane) count(serial int, err error, d time.Duration) bool {
 	if uint(serial) >= uint(len(ln.counts)) || err != nil {
 		return false
 	}
-	vc := &ln.counts[serial]
-	vc.calls++
-	vc.hist.observe(d)
+	ln.counts[serial].hist.observe(d)
 	return true
 }
 
-// countSlow adds one call of version serial to the lane: see count.
+// countSlow adds one call of version serial to the lane, as count does,
+// for any call: one with an error, or the lane's first of that version.
 func (ln *lane) countSlow(serial int, err error, d time.Duration) {
 	if serial < 0 {
 		return
@@ -254,7 +249,6 @@ func (ln *lane) countSlow(serial int, err error, d time.Duration) {
 		ln.counts = append(ln.counts, make([]verCount, serial+1-len(ln.counts))...)
 	}
 	vc := &ln.counts[serial]
-	vc.calls++
 	vc.hist.observe(d)
 	if err == nil {
 		return

@@ -1,22 +1,26 @@
 package host
 
 import (
+	"math/bits"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// latencyBuckets are the request latency histogram's upper bounds:
-// 5 µs growing by 2.5x, 14 buckets (to about 1.5 s).
-var latencyBuckets = prometheus.ExponentialBuckets(5e-6, 2.5, 14)
+// The request latency histogram's bounds are powers of two nanoseconds,
+// from 2^latencyShift (1.024 µs: a request that finds its lane free
+// commits in a few) to 2^30 (1.07 s), so that a request finds its bucket
+// with a shift and a bit length rather than a search (latencyBucket).
+const (
+	latencyShift  = 10
+	latencyBounds = 21
+)
 
-// latencyBoundsNs are latencyBuckets in nanoseconds: a request finds its
-// bucket with a few integer compares (most are fast, so a linear scan from
-// the smallest ends early).
-var latencyBoundsNs = func() [14]int64 {
-	var b [14]int64
-	for i, s := range latencyBuckets {
-		b[i] = int64(s * 1e9)
+// latencyBuckets are the bounds in seconds, as /metrics exports them.
+var latencyBuckets = func() []float64 {
+	b := make([]float64, latencyBounds)
+	for i := range b {
+		b[i] = float64(int64(1)<<(latencyShift+i)) / 1e9
 	}
 	return b
 }()
@@ -24,17 +28,31 @@ var latencyBoundsNs = func() [14]int64 {
 // latencyHist is one lane's histogram of one version's request times,
 // merged with the other lanes' when /metrics is read.
 type latencyHist struct {
-	counts [15]uint64 // per bucket, the last one +Inf
-	sumNs  int64      // nanoseconds: an integer add per request, seconds at scrape time
+	counts [latencyBounds + 1]uint64 // per bucket, the last one +Inf
+	sumNs  int64                     // nanoseconds: an integer add per request, seconds at scrape time
 }
 
 func (lh *latencyHist) observe(d time.Duration) {
-	i := 0
-	for i < len(latencyBoundsNs) && int64(d) > latencyBoundsNs[i] {
-		i++
-	}
-	lh.counts[i]++
+	lh.counts[latencyBucket(d)]++
 	lh.sumNs += int64(d)
+}
+
+// count is the number of requests observed.
+func (lh *latencyHist) count() int64 {
+	var n uint64
+	for _, c := range lh.counts {
+		n += c
+	}
+	return int64(n)
+}
+
+// latencyBucket is the index in latencyHist.counts of a request that took
+// d: the first bucket whose bound is >= d, as Prometheus's le (a d <= 0
+// counts in the first). It is min(bits.Len64((d-1)>>latencyShift),
+// latencyBounds), written so that the compiler needs no zero test for the
+// bit length: x>>(latencyShift-1)|1 has a bit length one more, never 0.
+func latencyBucket(d time.Duration) int {
+	return min(bits.Len64(uint64(max(d, 1)-1)>>(latencyShift-1)|1), latencyBounds+1) - 1
 }
 
 // versionUsage is one version's requests summed over every lane.
@@ -53,7 +71,8 @@ func (h *Host[T, C]) usage() map[int]*versionUsage {
 		h.store.WithLane(i, func() {
 			for serial := range h.lanes[i].counts {
 				vc := &h.lanes[i].counts[serial]
-				if vc.calls == 0 {
+				calls := vc.hist.count()
+				if calls == 0 {
 					continue
 				}
 				u := out[serial]
@@ -61,7 +80,7 @@ func (h *Host[T, C]) usage() map[int]*versionUsage {
 					u = &versionUsage{codes: map[string]int64{}}
 					out[serial] = u
 				}
-				u.calls += vc.calls
+				u.calls += calls
 				u.errs += vc.errs
 				u.panics += vc.panics
 				for code, n := range vc.codes {
