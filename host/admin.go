@@ -73,6 +73,14 @@ func (h *Host[T, C]) adminHandler(requireToken bool) http.Handler {
 		return map[string]any{"draining": true}, nil
 	}))
 	mux.HandleFunc("POST /v1/shutdown", h.jsonCall(func(*http.Request) (any, error) {
+		if h.opts.Handover != nil {
+			// Under a supervisor the whole server stops: the supervisor
+			// drains this worker rather than start another.
+			if err := h.opts.Handover.Shutdown(); err != nil {
+				return nil, fmt.Errorf("host: shutdown: %w", err)
+			}
+			return map[string]any{"shutting_down": true, "supervisor": true}, nil
+		}
 		h.requestStop("admin shutdown")
 		return map[string]any{"shutting_down": true}, nil
 	}))

@@ -92,3 +92,29 @@ func TestTwiceFatalRequestIsAnsweredRetry(t *testing.T) {
 		t.Fatalf("supervisor restarts %d (%v), want the two deaths", st.Restarts, err)
 	}
 }
+
+// hotctl shutdown under the supervisor stops the server, not just the
+// worker: the supervisor drains its worker, closes the clients and exits
+// cleanly, and no worker is started again.
+func TestAdminShutdownStopsTheSupervisor(t *testing.T) {
+	p := startSupervised(t)
+	c := dial(t, p, 7)
+	do(t, c, "work")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out map[string]any
+	if err := p.Admin(ctx, "POST", "/v1/shutdown", &out); err != nil || out["supervisor"] != true {
+		t.Fatalf("shutdown: %v, %v", out, err)
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		t.Fatal("the supervisor still runs a minute after the shutdown")
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("the supervisor exited %d, want 0", code)
+	}
+	if r, err := c.Do("balance"); err == nil {
+		t.Errorf("the client was still answered after the shutdown: %+v", r)
+	}
+}

@@ -83,6 +83,10 @@ type Handover interface {
 	Upgrade(binary string) error
 	// SupervisorStatus is the supervisor's status, for the admin API.
 	SupervisorStatus() (any, error)
+	// Shutdown asks the supervisor to stop for good (the admin API's
+	// shutdown): it drains this worker and exits. A worker that stopped on
+	// its own would be replaced by the next one.
+	Shutdown() error
 }
 
 func (o *Options) setDefaults(gameName string) error {

@@ -165,6 +165,11 @@ func command(text string, w *Worker) string {
 			return "status error: " + err.Error()
 		}
 		return fmt.Sprintf("status worker %d conns %d", st.Worker, st.Conns)
+	case text == "shutdown":
+		if err := w.Shutdown(); err != nil {
+			return "shutdown error: " + err.Error()
+		}
+		return "shutdown started"
 	case strings.HasPrefix(text, "upgrade "):
 		if err := w.Upgrade(strings.TrimPrefix(text, "upgrade ")); err != nil {
 			return "upgrade error: " + err.Error()

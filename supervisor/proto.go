@@ -50,13 +50,14 @@ const maxBatch = 64
 const maxFDs = maxBatch + 4
 
 const (
-	kindConn    = "conn"
-	kindDrain   = "drain"
-	kindReply   = "reply"
-	kindReady   = "ready"
-	kindClosed  = "closed"
-	kindUpgrade = "upgrade"
-	kindStatus  = "status?"
+	kindConn     = "conn"
+	kindDrain    = "drain"
+	kindReply    = "reply"
+	kindReady    = "ready"
+	kindClosed   = "closed"
+	kindUpgrade  = "upgrade"
+	kindStatus   = "status?"
+	kindShutdown = "shutdown"
 )
 
 // sender names who sent a message: each side accepts only the other's.
@@ -81,7 +82,7 @@ type message struct {
 	ID     uint64     `json:"id,omitempty"`     // closed
 	Conns  []connInfo `json:"conns,omitempty"`  // conn: one per descriptor, in order
 	Binary string     `json:"binary,omitempty"` // upgrade
-	Seq    uint64     `json:"seq,omitempty"`    // upgrade, status?, reply
+	Seq    uint64     `json:"seq,omitempty"`    // upgrade, status?, shutdown, reply
 	Error  string     `json:"error,omitempty"`  // reply
 	Status *Status    `json:"status,omitempty"` // reply to status?
 }
@@ -127,7 +128,7 @@ func decode(b []byte, nfds int, from sender) (message, error) {
 		case m.Type == kindReply && m.Seq == 0:
 			bad = "reply without a seq"
 		}
-	case kindReady, kindClosed, kindUpgrade, kindStatus:
+	case kindReady, kindClosed, kindUpgrade, kindStatus, kindShutdown:
 		if from != fromWorker {
 			bad = "only a worker sends " + m.Type
 			break
@@ -135,7 +136,7 @@ func decode(b []byte, nfds int, from sender) (message, error) {
 		switch {
 		case m.Type == kindClosed && m.ID == 0:
 			bad = "closed without an id"
-		case (m.Type == kindUpgrade || m.Type == kindStatus) && m.Seq == 0:
+		case (m.Type == kindUpgrade || m.Type == kindStatus || m.Type == kindShutdown) && m.Seq == 0:
 			bad = m.Type + " without a seq"
 		}
 	case "":

@@ -166,6 +166,7 @@ func TestSupervisorSideRefusesBadMessages(t *testing.T) {
 		{`{"v":1,"type":"closed"}`, 0, "closed without an id"},
 		{`{"v":1,"type":"upgrade","binary":"x"}`, 0, "upgrade without a seq"},
 		{`{"v":1,"type":"status?"}`, 0, "status? without a seq"},
+		{`{"v":1,"type":"shutdown"}`, 0, "shutdown without a seq"},
 		{`{"v":1,"type":"ready"}`, 1, "ready with 1 descriptors, want 0"},
 		{`[1,2]`, 0, "not a JSON message object"},
 	} {
@@ -174,7 +175,7 @@ func TestSupervisorSideRefusesBadMessages(t *testing.T) {
 			t.Errorf("%s: %v, want ErrBadMessage from the worker naming %q", tc.msg, err, tc.want)
 		}
 	}
-	for _, msg := range []string{`{"v":1,"type":"ready"}`, `{"v":1,"type":"closed","id":3}`, `{"v":1,"type":"upgrade","seq":1}`, `{"v":1,"type":"status?","seq":2}`} {
+	for _, msg := range []string{`{"v":1,"type":"ready"}`, `{"v":1,"type":"closed","id":3}`, `{"v":1,"type":"upgrade","seq":1}`, `{"v":1,"type":"status?","seq":2}`, `{"v":1,"type":"shutdown","seq":3}`} {
 		if _, err := decode([]byte(msg), 0, fromWorker); err != nil {
 			t.Errorf("%s: %v", msg, err)
 		}

@@ -383,6 +383,13 @@ func (s *Supervisor) onMessage(ev workerMsg) {
 	case kindStatus:
 		st := s.Status()
 		s.sendTo(p, message{Type: kindReply, Seq: m.Seq, Status: &st})
+	case kindShutdown:
+		// Answered first: the drain that follows ends the worker's wait.
+		s.sendTo(p, message{Type: kindReply, Seq: m.Seq})
+		if !s.stopping {
+			s.log.Info("shutdown asked by the worker", "pid", p.pid)
+			s.stop()
+		}
 	}
 }
 

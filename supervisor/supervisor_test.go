@@ -466,6 +466,25 @@ func TestWorkerAsksForUpgrade(t *testing.T) {
 	}
 }
 
+// TestWorkerAsksForShutdown goes the way of hotctl shutdown under a
+// supervisor: the worker asks, the supervisor drains it, closes the
+// clients and stops, and starts no other worker.
+func TestWorkerAsksForShutdown(t *testing.T) {
+	s := serve(t, Config{})
+	first := waitStatus(t, s, "ready worker", ready).Worker
+	c := dial(t, s.Addr())
+	if r, err := c.say("shutdown"); err != nil || r.text != "shutdown started" || r.pid != first {
+		t.Fatalf("shutdown: %+v, %v", r, err)
+	}
+	<-s.stopped
+	if r, err := c.say(""); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the shutdown the client read %+v, %v; want EOF", r, err)
+	}
+	if st := s.Status(); st.Restarts != 0 || st.LastExit == nil || st.LastExit.PID != first || !st.LastExit.Asked {
+		t.Errorf("status after the shutdown: %+v; want worker %d's asked exit and no restart", st, first)
+	}
+}
+
 func TestKillSupervisorEndsWorkerAndClients(t *testing.T) {
 	statusFile := filepath.Join(t.TempDir(), "status.json")
 	cmd := exec.Command(testExe(t))

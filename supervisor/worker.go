@@ -147,6 +147,21 @@ func (w *Worker) Upgrade(binary string) error {
 	return nil
 }
 
+// Shutdown asks the supervisor to stop for good, as SIGTERM to it does: it
+// stops accepting, drains this worker (which then closes its state and
+// returns), closes every client connection and exits. A worker that only
+// exited would be replaced.
+func (w *Worker) Shutdown() error {
+	r, err := w.request(message{Type: kindShutdown})
+	if err != nil {
+		return err
+	}
+	if r.Error != "" {
+		return fmt.Errorf("supervisor: shutdown refused: %s", r.Error)
+	}
+	return nil
+}
+
 // Status asks the supervisor for its status.
 func (w *Worker) Status() (Status, error) {
 	r, err := w.request(message{Type: kindStatus})

@@ -50,7 +50,7 @@ Commands:
                               serve the host's live dashboard on a local port and print its URL
   snapshot                    write a snapshot now
   drain                       refuse new requests (clients get "err draining")
-  shutdown                    drain, final snapshot, clean shutdown
+  shutdown                    drain, final snapshot, clean shutdown (the supervisor stops too)
   metrics                     Prometheus metrics
   fix dry-run <fix.so> [-ids 1,2,5-9] [-limit 100]
                               what a repair plugin would change, field by field, with totals; changes nothing
