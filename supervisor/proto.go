@@ -20,15 +20,21 @@ import (
 //
 //	supervisor -> worker   conn {conns: [{id, remote, handovers}, ...]} + their descriptors, in order
 //	                       drain
-//	                       reply {seq, error | status}    (to upgrade and status?)
+//	                       reply {seq, error | status}    (to upgrade, status? and shutdown)
 //	worker -> supervisor   ready
 //	                       closed {id}
 //	                       upgrade {seq, binary}
 //	                       status? {seq}
+//	                       shutdown {seq}
 
 // ProtocolVersion is the version of the handover messages. A message of
 // another version is refused, naming both: supervisor and worker can be
 // different builds during an upgrade, so a change of the messages bumps it.
+// A new message type does not: a side that does not know it refuses that
+// message by name and goes on with the others (a worker asking an older
+// supervisor to shut down gets no answer and says so), whereas a new
+// version would make an older supervisor refuse every message of the new
+// worker an upgrade starts.
 const ProtocolVersion = 1
 
 // ErrBadMessage is wrapped by every error about a message that is not a
