@@ -11,9 +11,10 @@ import (
 // ReplyKillEnv names a file, for tests of the handover (examples/chaos):
 // while it exists and holds a number N, the host removes it and kills
 // itself with SIGKILL right after its Nth committed request of this
-// process, before the reply is written. That is the one instant bytes cannot settle: the request is
-// done and its client does not know. The next worker must answer it from
-// the reply kept with the commit, and not run it again.
+// process, before the reply is written. That is the one instant bytes
+// cannot settle: the request is done and its client does not know. The
+// next worker must answer it from the reply kept with the commit, and not
+// run it again.
 const ReplyKillEnv = "HOTHOST_TEST_REPLY_KILL"
 
 // RunKillEnv names a file, for tests of the handover: while it exists and

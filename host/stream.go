@@ -111,7 +111,7 @@ func (h *Host[T, C]) answeredBefore(s *session, f Frame) (Reply, []byte, bool) {
 // a dead worker recorded for transactions that never committed are dropped
 // here, before anything runs (the state store recovered already).
 func (h *Host[T, C]) openSessions() error {
-	t, rep, err := resume.Open(h.store.Path()+".sessions", 2*h.opts.MaxConns, h.store.Commits)
+	t, rep, err := resume.Open(h.sessionsPath(), 2*h.opts.MaxConns, h.store.Commits)
 	if err != nil {
 		return fmt.Errorf("host: %w", err)
 	}
@@ -133,11 +133,13 @@ func (h *Host[T, C]) openSessions() error {
 // it) and may have read the table before it was fenced: then the mapping
 // is left to go with the process rather than unmapped under it.
 func (h *Host[T, C]) closeSessions() {
-	path := h.store.Path() + ".sessions"
 	if h.stuckCount.Load() == 0 {
 		h.sessions.Close()
 	}
 	if !h.handoff.Load() {
-		os.Remove(path)
+		os.Remove(h.sessionsPath())
 	}
 }
+
+// sessionsPath is the session table's file, beside the state segment.
+func (h *Host[T, C]) sessionsPath() string { return h.store.Path() + ".sessions" }

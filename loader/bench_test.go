@@ -62,7 +62,8 @@ func benchDirect(b *testing.B) {
 	}
 }
 
-func benchTable(b *testing.B) {
+// benchInc is the bench loader and the table index of its plugin's inc.
+func benchInc(b *testing.B) (*loader.Loader, int) {
 	l, err := benchLoader()
 	if err != nil {
 		b.Fatal(err)
@@ -71,6 +72,11 @@ func benchTable(b *testing.B) {
 	if !ok {
 		b.Fatal("bench plugin not loaded")
 	}
+	return l, i
+}
+
+func benchTable(b *testing.B) {
+	l, i := benchInc(b)
 	var n int64
 	c := &abi.Call{State: &n}
 	for b.Loop() {
@@ -126,14 +132,7 @@ func BenchmarkCall(b *testing.B) {
 // serial (goal on 2 cores <= 0.6x: Entry.Call's counters are per P, so no
 // cache line is written by every core on every call).
 func BenchmarkCallParallel(b *testing.B) {
-	l, err := benchLoader()
-	if err != nil {
-		b.Fatal(err)
-	}
-	i, ok := l.Current().Index("inc")
-	if !ok {
-		b.Fatal("bench plugin not loaded")
-	}
+	l, i := benchInc(b)
 	var n int64
 	c := &abi.Call{State: &n}
 	start := time.Now()

@@ -42,17 +42,11 @@ func newCallCounters(ps int) callCounters {
 	return callCounters{shards: make([]callShard, 1<<bits.Len(uint(max(ps, 1)-1)))}
 }
 
-// shard is the calling P's shard. A call takes it once and counts its
-// start and its end there, even if it ran on another P meanwhile.
-// (Entry.Call spells it out: the two calls are not inlined, and a third
-// around them is measurable on a call this short.)
-func (c *callCounters) shard() *callShard {
-	p := procPin()
-	procUnpin()
-	return c.of(p)
-}
-
-// of is P p's shard.
+// of is P p's shard. A call takes its P's once (Entry.Call: procPin,
+// procUnpin, of; spelled out there because a function around the two
+// calls, which are not inlined, is measurable on a call this short) and
+// counts its start and its end there, even if it ran on another P
+// meanwhile.
 func (c *callCounters) of(p int) *callShard { return &c.shards[uint(p)&uint(len(c.shards)-1)] }
 
 // end counts a call done, and an error if failed.

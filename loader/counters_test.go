@@ -40,7 +40,9 @@ func counted(t *testing.T, c callCounters) {
 		go func() {
 			defer wg.Done()
 			for i := range calls {
-				s := c.shard()
+				p := procPin() // as Entry.Call takes its shard
+				procUnpin()
+				s := c.of(p)
 				s.started.Add(1)
 				if i%100 == 0 {
 					runtime.Gosched() // move between Ps

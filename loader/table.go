@@ -107,7 +107,7 @@ func (e Entry) Call(c *abi.Call) (err error) {
 		return ErrUnknownMessage
 	}
 	v := x.v
-	p := procPin() // v.calls.shard(), inlined
+	p := procPin() // the calling P's shard (counters.go)
 	procUnpin()
 	s := v.calls.of(p)
 	s.started.Add(1)

@@ -109,7 +109,10 @@ func (g *Guard) Fenced() bool { return g.w.Load()&phaseMask == phaseFenced }
 
 // LaneOf is the lane that runs player id's transactions: a number in
 // [0, Lanes()). Players of one lane are served one transaction at a time.
-func (s *Store[T]) LaneOf(id uint64) int { return int(mix(id) & uint64(len(s.lanes)-1)) }
+func (s *Store[T]) LaneOf(id uint64) int { return s.laneOfMixed(mix(id)) }
+
+// laneOfMixed is LaneOf for an id whose mix the caller has already.
+func (s *Store[T]) laneOfMixed(m uint64) int { return int(m & uint64(len(s.lanes)-1)) }
 
 // Lanes is the number of transaction lanes, fixed when the segment was made.
 func (s *Store[T]) Lanes() int { return len(s.lanes) }
@@ -140,7 +143,7 @@ func (s *Store[T]) runOne(id uint64, g *Guard, fn func(v *T) error, catch bool) 
 		return ErrClosed
 	}
 	m := mix(id) // the lane and the index's home both come from it
-	li := int(m & uint64(len(s.lanes)-1))
+	li := s.laneOfMixed(m)
 	ln := &s.lanes[li]
 	h := ln.lock()
 	if g != nil {
