@@ -95,7 +95,10 @@ func (h *Host[T, C]) execute(s *session, f Frame, start time.Time) (Reply, error
 	case len(ids) > 1 && errors.Is(err, state.ErrNotFound):
 		return errReply("player", "%v", err), nil // a player the request names does not exist
 	}
-	reply := h.replyFor(c, err)
+	reply := Reply{OK: true, line: s.keepBuf}
+	if err != nil || s.stream == nil {
+		reply = h.replyFor(c, err)
+	} // else keep formatted this very line inside the transaction: it goes as is
 	c.State, c.Config, c.Args = nil, nil, nil
 	return reply, nil
 }
