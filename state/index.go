@@ -146,17 +146,12 @@ func (x *index) homeMixed(m uint64) int {
 // indexLen is the table size for a capacity: load factor at most 2/3.
 func indexLen(capacity int) int { return capacity + capacity/2 + 1 }
 
-// find looks id up: its slot, and the slot's handle and record. Each
-// candidate's id is read from its record through the pool, which the
-// compiler inlines for the store's T (no call through idOf per probe).
-// Lock-free: a lookup that saw a remove shift entries (ver moved) retries,
-// and the third try takes the writers' mutex.
-func find[T any](x *index, p *shmpool.Pool[record[T]], id uint64) (uint32, shmpool.Handle, *record[T], bool) {
-	return findMixed(x, p, id, mix(id))
-}
-
-// findMixed is find for an id whose mix m the caller has already (it
-// picked the id's lane with it).
+// findMixed looks id, whose mix is m, up: its slot, and the slot's handle
+// and record (Store.find for callers without the mix; a transaction
+// picked its lane with it). Each candidate's id is read from its record
+// through the pool, which the compiler inlines for the store's T (no call
+// through idOf per probe). Lock-free: a lookup that saw a remove shift
+// entries (ver moved) retries, and the third try takes the writers' mutex.
 func findMixed[T any](x *index, p *shmpool.Pool[record[T]], id, m uint64) (uint32, shmpool.Handle, *record[T], bool) {
 	for range 2 {
 		v := x.ver.Load()

@@ -452,7 +452,7 @@ func (s *Store[T]) read(slot int, out *record[T]) bool {
 
 // find looks player id up in the index: its slot, handle and record.
 func (s *Store[T]) find(id uint64) (uint32, shmpool.Handle, *record[T], bool) {
-	return find(&s.idx, s.pool, id)
+	return findMixed(&s.idx, s.pool, id, mix(id))
 }
 
 // lookupLocked finds player id's slot; the caller holds id's lane.
