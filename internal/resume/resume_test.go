@@ -222,6 +222,26 @@ func TestFindTagFromAnotherConnection(t *testing.T) {
 	}
 }
 
+// A session keeps its records newest replies: the oldest tag's record is
+// reused, and that tag is no longer found, the others are.
+func TestFindTagAfterRecordsAreReused(t *testing.T) {
+	tab, _ := open(t, filepath.Join(t.TempDir(), "s.sessions"), nil)
+	conn, _, _ := pair(t)
+	s, _ := tab.Attach(conn, 0, 64)
+	s.SetPlayer(5)
+	for k := range records + 1 {
+		tag := fmt.Sprintf("r.%d", k)
+		s.Record(5, uint32(k+1), uint64(k+1), tag, []byte("#"+tag+" ok\n"))
+	}
+	for k := range records + 1 {
+		tag := fmt.Sprintf("r.%d", k)
+		line, ok := tab.FindTag(5, tag)
+		if want := k > 0; ok != want || ok && string(line) != "#"+tag+" ok\n" {
+			t.Errorf("FindTag(%s) = %q, %v; want found %v", tag, line, ok, want)
+		}
+	}
+}
+
 // A player's ended sessions beyond KeepClosed are freed when the next one
 // ends, the oldest first: their tags are no longer found, the newest ones'
 // are, and FindTag never scans more than that.
@@ -286,6 +306,44 @@ func TestInvalidTableIsReplaced(t *testing.T) {
 		_, rep := open(t, path, nil)
 		if !errors.Is(rep.Invalid, ErrInvalid) || !strings.Contains(rep.Invalid.Error(), tc.want) || !rep.Fresh {
 			t.Fatalf("%s: report %+v, want a fresh table and an error naming %q", tc.name, rep, tc.want)
+		}
+	}
+}
+
+// BenchmarkFindTag is a tagged request's look-up of its tag when it is not
+// a retry (the common case: every record is read and none matches), for a
+// player with a live session and KeepClosed ended ones, each holding
+// records records of other tags. The players are many enough that their
+// sessions' pages are not all in cache, as on a server with many players.
+func BenchmarkFindTag(b *testing.B) {
+	const players = 512
+	tab, _, err := Open(filepath.Join(b.TempDir(), "s.sessions"), players*(KeepClosed+1),
+		func(uint64) (uint32, bool) { return 1 << 30, true })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tab.Close()
+	for p := uint64(1); p <= players; p++ {
+		for k := range KeepClosed + 1 {
+			c, _ := net.Pipe()
+			s, err := tab.Attach(c, 0, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.SetPlayer(p)
+			for r := range records {
+				tag := fmt.Sprintf("p%d.s%d.r%d", p, k, r)
+				s.Record(p, 1, uint64(r+1), tag, []byte("#"+tag+" ok\n"))
+			}
+			if k < KeepClosed {
+				s.Close()
+			}
+		}
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok := tab.FindTag(uint64(i*7919%players+1), "new.1"); ok {
+			b.Fatal("a tag never recorded was found")
 		}
 	}
 }

@@ -295,7 +295,8 @@ func (s *Stream) Kept(end uint64) (reply []byte, ok bool) {
 // inside the transaction, after the handler and before the commit.
 func (s *Stream) Record(player uint64, seq uint32, end uint64, tag string, reply []byte) {
 	h := s.h
-	r := s.t.rec(s.i, int(h.NextRec%records))
+	k := int(h.NextRec % records)
+	r := s.t.rec(s.i, k)
 	h.NextRec++
 	atomic.StoreUint32(&r.Kind, recNone) // a crash from here leaves no record
 	kind := uint32(recUntagged)
@@ -312,6 +313,11 @@ func (s *Stream) Record(player uint64, seq uint32, end uint64, tag string, reply
 	clear(r.Reply[r.Len:])
 	r.Sum = r.sum()
 	atomic.StoreUint32(&r.Kind, kind)
+	fp := uint32(0)
+	if tag != "" {
+		fp = s.t.tagPrint(tag)
+	}
+	s.t.tags[s.i*records+k].Store(fp)
 }
 
 // Write writes b to the connection through the output slot, so that a
