@@ -343,8 +343,11 @@ func (b *bench) run(players int) error {
 	return b.restarts(players)
 }
 
-// rounds is the number of alternating load rounds each e2e side gets.
-const nRounds = 2
+// nRounds is the number of alternating load rounds each e2e side gets:
+// an even number, so that each side runs as often early in a pair of
+// rounds as late. Four: with two, one burst of a neighbour's load on this
+// shared machine moved the ratios by several hundredths between runs.
+const nRounds = 4
 
 // side is one server of the end-to-end comparison and its best round.
 type side struct {
