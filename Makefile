@@ -26,7 +26,11 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 # The -race packages run beside the -race host's end-to-end tests, which
-# spend most of their time waiting on real processes: about a minute less.
+# spend much of their time waiting on real processes. Every end-to-end test
+# runs against both hosts: each drives host code from several goroutines
+# (the browser test's is the only push over a WebSocket, the Chromium
+# dashboard's the only usage read under load); the package's unit tests
+# repeat in a test binary that is not race-built, in well under a second.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 9m $(PKGS)

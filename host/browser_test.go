@@ -107,6 +107,7 @@ func (b *browser) press(cmd string) {
 }
 
 func TestBrowserPlaysThroughACoinSwap(t *testing.T) {
+	t.Parallel()
 	b := startBrowser(t)
 	p, cfg := startHost(t, "-ws-listen", "127.0.0.1:0")
 	addr := wsAddr(t, p)

@@ -68,6 +68,7 @@ func httpGet(t *testing.T, c *http.Client, url string, header ...string) (int, h
 }
 
 func TestDashboardOnAdminTCPNeedsToken(t *testing.T) {
+	t.Parallel()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("dash-token\n"), 0o600)
 	p, cfg := startHost(t, "-admin-addr", "127.0.0.1:0", "-admin-token-file", tokenFile)
@@ -124,6 +125,7 @@ func TestDashboardOnAdminTCPNeedsToken(t *testing.T) {
 }
 
 func TestDashboardProxyNeedsItsKey(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	url, _ := startDashboard(t, "-socket", p.Socket)
 	root := url[:strings.Index(url, "/?key=")]
@@ -180,6 +182,7 @@ func chromium(t *testing.T) string {
 // 2.0.0 in, reads the timeline and the charts from the DOM, rolls back
 // with the page's button and its confirmation, and keeps a screenshot.
 func TestDashboardSwapAndRollbackInChromium(t *testing.T) {
+	t.Parallel()
 	exe := chromium(t)
 	began := time.Now()
 	step := func(what string) { t.Logf("%6.2fs %s", time.Since(began).Seconds(), what) }

@@ -20,6 +20,12 @@ import (
 
 // The end-to-end tests run the real hothost binary, with real plugins built
 // by the real build tool, and talk to it over TCP and its admin socket.
+// They spend their time waiting on those processes, so they run in parallel
+// (t.Parallel): each has its own work directory, segment directory and
+// ports (:0), and environment seams go to its own host (Config.Env). The few
+// that give a good call a short deadline (a 1 s watchdog, a 300 ms fix
+// timeout) run alone, before the parallel ones, so that a busy machine
+// cannot make a good call look hung.
 
 var (
 	bins    *hostproc.Bins
@@ -38,27 +44,42 @@ var setup = sync.OnceValue(func() error {
 		return err
 	}
 	staging = filepath.Join(dir, "staging")
+	return buildStaged([3]string{"plugins/coin/v1", "coin", "1.0.0"}, [3]string{"plugins/coin/v2", "coin", "2.0.0"},
+		[3]string{"plugins/shop", "shop", "1.0.0"}, [3]string{"plugins/profile", "profile", "1.0.0"},
+		[3]string{"plugins/social", "social", "1.0.0"}, [3]string{"plugins/market", "market", "1.0.0"})
+})
+
+// buildStaged builds plugins (source, name, version) into staging, all at
+// once: a build mostly waits on the compiler and the linker.
+func buildStaged(plugins ...[3]string) error {
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for _, p := range [][3]string{{"plugins/coin/v1", "coin", "1.0.0"}, {"plugins/coin/v2", "coin", "2.0.0"},
-		{"plugins/shop", "shop", "1.0.0"}, {"plugins/profile", "profile", "1.0.0"}, {"plugins/social", "social", "1.0.0"},
-		{"plugins/market", "market", "1.0.0"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	errs := make(chan error, len(plugins))
+	for _, p := range plugins {
+		wg.Go(func() {
 			if _, err := bins.Plugin(p[0], p[1], p[2], staging); err != nil {
 				errs <- err
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
 	return <-errs // nil when the channel is empty
-})
+}
 
 var cleanup = func() {}
 
 func TestMain(m *testing.M) {
+	if os.Getenv(hostproc.EnvRaceHost) == "1" && !strings.Contains(os.Getenv("GORACE"), "atexit_sleep_ms") {
+		// A race-built process that exits 0 first sleeps a second
+		// (GORACE atexit_sleep_ms, default 1000) and every host start runs
+		// one preflight child per plugin, each such a process: five
+		// seconds of sleep per fresh host, most of the race run. What the
+		// sleep could still catch is a race by a goroutine that outlives
+		// main; a preflight child's report never reaches a test anyway.
+		// Every process the tests start (hosts, their preflight children,
+		// hhbuild, hotctl) inherits this.
+		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	}
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
@@ -80,8 +101,10 @@ func hostConfig(t *testing.T, args ...string) hostproc.Config {
 		t.Fatalf("build binaries and plugins: %v", err)
 	}
 	dir := t.TempDir()
-	shm := filepath.Join("/dev/shm", fmt.Sprintf("hothost-e2e-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
-	if err := os.MkdirAll(shm, 0o700); err != nil {
+	// Named after the test for whoever finds one left behind, and made
+	// unique: parallel tests, and -count runs of one test, run at once.
+	shm, err := os.MkdirTemp("/dev/shm", "hothost-e2e-"+strings.ReplaceAll(t.Name(), "/", "-")+"-")
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(shm) })
@@ -180,6 +203,7 @@ func do(t *testing.T, c *client.Conn, line string) client.Reply {
 }
 
 func TestLoginAndCommands(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	c := dial(t, p, 0)
 	if r := do(t, c, "work"); r.OK || r.Code != "nologin" {
@@ -287,6 +311,7 @@ func verifyLedger(t *testing.T, p *hostproc.Proc, res *loadgen.Result) {
 }
 
 func TestSwapUnderLoadLosesNothing(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	l := startLoad(t, p, 8)
 	waitAcks(t, l, 240)
@@ -315,6 +340,7 @@ func TestSwapUnderLoadLosesNothing(t *testing.T) {
 }
 
 func TestKill9AndRestartKeepsEveryAcknowledgedCoin(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	for round := range 3 {
 		l := startLoad(t, p, 6)
@@ -338,6 +364,7 @@ func TestKill9AndRestartKeepsEveryAcknowledgedCoin(t *testing.T) {
 }
 
 func TestBadAndOversizedFrames(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	c := dial(t, p, 5)
 	if _, err := c.Write([]byte(strings.Repeat("x", 5000) + "\n")); err != nil {
@@ -367,6 +394,7 @@ func TestBadAndOversizedFrames(t *testing.T) {
 }
 
 func TestAdminTCPNeedsToken(t *testing.T) {
+	t.Parallel()
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600)
 	p, cfg := startHost(t, "-admin-addr", "127.0.0.1:0", "-admin-token-file", tokenFile)
@@ -434,6 +462,7 @@ func TestAdminTCPNeedsToken(t *testing.T) {
 }
 
 func TestConfigReload(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	c := dial(t, p, 9)
 	for range 10 {
@@ -483,6 +512,7 @@ func TestConfigReload(t *testing.T) {
 }
 
 func TestIdleTimeoutAndConnectionLimit(t *testing.T) {
+	t.Parallel()
 	t.Run("idle", func(t *testing.T) {
 		p, _ := startHost(t, "-idle-timeout", "300ms")
 		idle := dial(t, p, 0)

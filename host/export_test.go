@@ -57,6 +57,7 @@ func playerState(t *testing.T, p *hostproc.Proc, id string) map[string]any {
 }
 
 func TestExportImportBetweenHosts(t *testing.T) {
+	t.Parallel()
 	a, cfg := startHost(t)
 	c := dial(t, a, 7)
 	for _, line := range []string{"work", "work", "buy potion", "name Ada"} {
@@ -105,6 +106,7 @@ func TestExportImportBetweenHosts(t *testing.T) {
 }
 
 func TestImportRefusesIncompatibleAndMalformedDocuments(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	do(t, dial(t, p, 7), "work")
 	exported, stderr, err := runHotctl(t, p, "player", "export", "7")

@@ -24,8 +24,10 @@ import (
 func buildRuntimeCase(t *testing.T, name, version, out string) {
 	t.Helper()
 	src := filepath.Join("testdata", "runtime", name)
-	gen := filepath.Join("testdata", "runtime", fmt.Sprintf("gen-%s-%d", name, os.Getpid()))
-	os.RemoveAll(gen)
+	gen, err := os.MkdirTemp(filepath.Join("testdata", "runtime"), "gen-"+name+"-") // tests building one case may run at once
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { os.RemoveAll(gen) })
 	if err := os.CopyFS(gen, os.DirFS(src)); err != nil {
 		t.Fatal(err)
@@ -93,6 +95,7 @@ func status(t *testing.T, p *hostproc.Proc) statusDoc {
 	return st
 }
 
+// Not parallel: a 1 s watchdog (see e2e_test.go).
 func TestHungHandlerIsFencedAndRolledBack(t *testing.T) {
 	// One lane: every player shares the hung player's lane.
 	p, cfg := startHost(t, "-lanes", "1", "-handler-timeout", "1s", "-drain-timeout", "2s")
@@ -161,6 +164,7 @@ func TestHungHandlerIsFencedAndRolledBack(t *testing.T) {
 // last one ended) and checks that the version is quarantined with its
 // cause, the previous version serves, and the host does not die again.
 func TestCrashingVersionIsQuarantined(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, cause string }{
 		{"exit", "host exited (status 7) while coin 1.5.0 ran work for player 21"},
 		{"overflow", "host died: fatal error: stack overflow in coin 1.5.0 work"},
@@ -208,6 +212,7 @@ func TestCrashingVersionIsQuarantined(t *testing.T) {
 
 // A kill -9 from outside while a handler runs is not the handler's doing.
 func TestKillBySignalQuarantinesNothing(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	c := dial(t, p, 5)
 	do(t, c, "work")
@@ -228,6 +233,7 @@ func TestKillBySignalQuarantinesNothing(t *testing.T) {
 // 1.0.0 although 2.0.0 is newer) and a rollback (shop's only newer version
 // rolled back), after SIGTERM and after kill -9.
 func TestDecisionsSurviveRestarts(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	plugins := filepath.Join(cfg.Dir, "plugins-dir")
 	if err := hostproc.Install(filepath.Join(staging, "coin-2.0.0.so"), plugins); err != nil {
@@ -285,6 +291,7 @@ func TestDecisionsSurviveRestarts(t *testing.T) {
 // A host that comes back with fewer modules than it served before says so
 // loudly: here the shop and social plugin files are gone after a restart.
 func TestFewerModulesAfterRestartIsLoud(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)

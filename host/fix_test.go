@@ -194,6 +194,7 @@ func (d *richPlayer) fixedOnce() error {
 // back the fixed field of every player whose coins did not change since,
 // and lists the others as conflicts until forced.
 func TestFixDryRunApplyUndo(t *testing.T) {
+	t.Parallel()
 	const first, n, driven = 1001, 40, 6
 	p, cfg := fixHost(t, first, n)
 	var dry struct {
@@ -311,6 +312,7 @@ func TestFixDryRunApplyUndo(t *testing.T) {
 // from the players' values, and a resume fixes every selected player
 // exactly once.
 func TestFixKilledMidRunResumes(t *testing.T) {
+	t.Parallel()
 	const first, n = 2001, 60
 	for _, point := range []string{"intent", "commit"} {
 		t.Run(point, func(t *testing.T) {
@@ -358,6 +360,7 @@ func TestFixKilledMidRunResumes(t *testing.T) {
 // the players it has not reached pending, says so in the audit log, and a
 // resume finishes it.
 func TestFixDeadlineStopsAndResumes(t *testing.T) {
+	t.Parallel()
 	const first, n = 4001, 5
 	p, cfg := fixHost(t, first, n)
 	var started fixRun
@@ -386,7 +389,8 @@ func TestFixDeadlineStopsAndResumes(t *testing.T) {
 
 // TestFixHungApplyIsAbandoned: a fix whose Apply never returns for one
 // player costs that player's fix and the run, never the player's lane:
-// nothing of it is committed and the player plays on.
+// nothing of it is committed and the player plays on. Not parallel: the
+// other players' Applies have 300 ms each (see e2e_test.go).
 func TestFixHungApplyIsAbandoned(t *testing.T) {
 	const first, n, hung = 3001, 5, 3003
 	p, cfg := fixHost(t, first, n)

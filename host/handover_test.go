@@ -47,6 +47,7 @@ func newWorker(t *testing.T, p *hostproc.Proc) {
 // A killed worker's clients keep their connections: the next worker
 // resumes each session (the player stays logged in) and answers on it.
 func TestWorkerKilledClientsKeepTheirConnections(t *testing.T) {
+	t.Parallel()
 	p := startSupervised(t)
 	c := dial(t, p, 7)
 	w := do(t, c, "work")
@@ -70,6 +71,7 @@ func TestWorkerKilledClientsKeepTheirConnections(t *testing.T) {
 // A request that kills every worker that runs it is run by two, and the
 // third answers it `err retry` on the same connection instead of dying too.
 func TestTwiceFatalRequestIsAnsweredRetry(t *testing.T) {
+	t.Parallel()
 	poison := filepath.Join(t.TempDir(), "run-kill")
 	p := startSupervised(t, host.RunKillEnv+"="+poison)
 	c := dial(t, p, 9)
@@ -97,6 +99,7 @@ func TestTwiceFatalRequestIsAnsweredRetry(t *testing.T) {
 // worker: the supervisor drains its worker, closes the clients and exits
 // cleanly, and no worker is started again.
 func TestAdminShutdownStopsTheSupervisor(t *testing.T) {
+	t.Parallel()
 	p := startSupervised(t)
 	c := dial(t, p, 7)
 	do(t, c, "work")

@@ -12,6 +12,7 @@ import (
 // give and trade change two players in one transaction, tell the other
 // one with a push, and change nothing when they fail.
 func TestGiveAndTrade(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	ada, bob := dial(t, p, 41), dial(t, p, 42)
 	for range 5 {
@@ -52,6 +53,7 @@ func TestGiveAndTrade(t *testing.T) {
 // Many concurrent cross-gifts among a few players, from several
 // connections each: no deadlock, and not one coin created or destroyed.
 func TestConcurrentGiftsConserveCoins(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	players := []uint64{51, 52, 53, 54}
 	var total int64

@@ -12,6 +12,7 @@ import (
 // cumulative, the +Inf bucket and _count equal to the requests, the sum
 // positive.
 func TestMetricsCountRequestsAndLatency(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	c := dial(t, p, 41)
 	for range 3 {

@@ -11,6 +11,7 @@ import (
 // the sender's own pushes arrive on its Pushes channel while it reads
 // replies.
 func TestPushReachesEverySessionOfThePlayer(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	ada, bob1, bob2 := dial(t, p, 31), dial(t, p, 32), dial(t, p, 32)
 	if r := do(t, ada, "tell 32 hello bob"); !r.OK || r.Text != "told 32" {

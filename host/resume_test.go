@@ -7,6 +7,7 @@ import (
 // A request retried with its tag, on a new connection after a reconnect,
 // is answered with the reply it had and not run again.
 func TestRetriedTagIsAnsweredNotRunAgain(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t)
 	c1 := dial(t, p, 5)
 	first, err := c1.DoTag("retry-1", "work")

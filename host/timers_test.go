@@ -36,13 +36,8 @@ var timerSetup = sync.OnceValue(func() error {
 	if err := os.WriteFile(filepath.Join(gen, "version.go"), []byte("package main\n\nconst version = \"2.0.0\"\n"), 0o644); err != nil {
 		return err
 	}
-	for _, b := range [][3]string{{"plugins/town", "town", "1.0.0"}, {filepath.Join("host", gen), "town", "2.0.0"},
-		{"host/testdata/timers/alarm", "alarm", "1.0.0"}} {
-		if _, err := bins.Plugin(b[0], b[1], b[2], staging); err != nil {
-			return err
-		}
-	}
-	return nil
+	return buildStaged([3]string{"plugins/town", "town", "1.0.0"}, [3]string{filepath.Join("host", gen), "town", "2.0.0"},
+		[3]string{"host/testdata/timers/alarm", "alarm", "1.0.0"})
 })
 
 // timerHost starts a host with the example modules, town and alarm, a
@@ -121,6 +116,7 @@ func checkBuiltOnce(t *testing.T, p *hostproc.Proc, c *client.Conn, player uint6
 }
 
 func TestTimerFiresOnceAndPushes(t *testing.T) {
+	t.Parallel()
 	p, _, _ := timerHost(t)
 	c := housePlayer(t, p, 21)
 	if r := do(t, c, "build house"); r.Text != "building a house for 100 coins, ready in 50ms; coins 0" {
@@ -144,6 +140,7 @@ func TestTimerFiresOnceAndPushes(t *testing.T) {
 // A timer scheduled on town 1.0.0 fires on town 2.0.0, activated while it
 // was pending; hotctl lists it meanwhile.
 func TestTimerFiresOnTheVersionActiveThen(t *testing.T) {
+	t.Parallel()
 	p, cfg, hold := timerHost(t)
 	c, timer := buildHeld(t, p, hold, 22)
 	out, stderr, err := runHotctl(t, p, "player", "22")
@@ -168,6 +165,7 @@ func TestTimerFiresOnTheVersionActiveThen(t *testing.T) {
 // The host goes down while a timer is due (held by the seam), by kill -9
 // or by a clean shutdown; the next host fires it once.
 func TestTimerFiresOnceAfterRestart(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"kill -9", "clean shutdown"} {
 		t.Run(how, func(t *testing.T) {
 			p, cfg, hold := timerHost(t)
@@ -230,6 +228,7 @@ func waitLog(t *testing.T, p *hostproc.Proc, text string) {
 // fires; the poller goes on. Timers fire in due order, so the last ring's
 // push means every earlier timer was dealt with.
 func TestTimerFailuresAreRemovedAndLogged(t *testing.T) {
+	t.Parallel()
 	p, _, _ := timerHost(t)
 	c := dial(t, p, 24)
 	for _, line := range []string{"alarm 0 nosuch", "alarm 1 fail", "alarm 2 boom"} {
@@ -282,7 +281,7 @@ func TestTimerFailuresAreRemovedAndLogged(t *testing.T) {
 
 // A timer's handler that never returns is fenced by the watchdog like a
 // request: the timer is removed, its player unchanged, and a fresh poller
-// fires the timers after it.
+// fires the timers after it. Not parallel: a 1 s watchdog (see e2e_test.go).
 func TestTimerHungHandlerIsFenced(t *testing.T) {
 	p, _, _ := timerHost(t, "-handler-timeout", "1s")
 	stalled, other := dial(t, p, 25), housePlayer(t, p, 26)
@@ -308,6 +307,7 @@ func TestTimerHungHandlerIsFenced(t *testing.T) {
 // The test logs how late they fired (due to push received), beside a push
 // sent at once (tell) as the baseline of delivery, measured in the same run.
 func TestTimersFireInDueOrder(t *testing.T) {
+	t.Parallel()
 	p, _, _ := timerHost(t)
 	c := dial(t, p, 27)
 	const n = 60 // a player has at most 64 timers pending

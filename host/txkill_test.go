@@ -15,6 +15,7 @@ import (
 // The next start rolls the give back whole: not one coin created or
 // destroyed, and the give answered by no reply.
 func TestKillInsideACrossPlayerCommit(t *testing.T) {
+	t.Parallel()
 	for point := range 3 {
 		t.Run(fmt.Sprintf("point-%d", point), func(t *testing.T) {
 			p, cfg := startHost(t)
@@ -50,6 +51,7 @@ func TestKillInsideACrossPlayerCommit(t *testing.T) {
 }
 
 func TestTxKillEnvRefusesBadValues(t *testing.T) {
+	t.Parallel()
 	p, cfg := startHost(t)
 	p.Stop()
 	for _, v := range []string{"x", "0:1", "3", "2:-1", "1:9"} {

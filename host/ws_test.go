@@ -90,6 +90,7 @@ func (c *wsConn) do(msg string) string {
 }
 
 func TestWSSession(t *testing.T) {
+	t.Parallel()
 	p, _ := startHost(t, "-ws-listen", "127.0.0.1:0")
 	addr := wsAddr(t, p)
 	page, err := http.Get("http://" + addr + "/")
@@ -172,6 +173,7 @@ func TestWSSession(t *testing.T) {
 }
 
 func TestWSIdleAndConnectionLimit(t *testing.T) {
+	t.Parallel()
 	t.Run("idle", func(t *testing.T) {
 		p, _ := startHost(t, "-ws-listen", "127.0.0.1:0", "-idle-timeout", "300ms")
 		c := mustDialWS(t, wsAddr(t, p))
