@@ -137,7 +137,10 @@ func execPreflight(ctx context.Context, path string) (*PreflightReport, error) {
 	}
 	defer r.Close()
 	cmd := exec.CommandContext(ctx, exe, PreflightArg)
-	cmd.Env = append(os.Environ(), EnvPreflight+"="+path)
+	// A -race build sleeps a second before a clean exit, for its
+	// goroutines' last reports; nobody waits on a preflight child's, and a
+	// host preflights each plugin it starts with.
+	cmd.Env = append(os.Environ(), EnvPreflight+"="+path, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	cmd.ExtraFiles = []*os.File{w} // fd 3 in the child
 	var stderr capBuffer
 	cmd.Stdout = io.Discard
