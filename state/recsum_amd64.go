@@ -98,3 +98,70 @@ func crc32c(p []byte) uint32 {
 	a, b, c := crc32c3(unsafe.SliceData(p), q-3*k, k)
 	return crc32cJoin(a, b, c, k)
 }
+
+// The amd64 delta (recsum_delta.go): crcDelta64 cuts a ^ b into 64-byte
+// pieces counted from the end (the first piece takes the n mod 64 bytes
+// left over), skips a piece that is all zero, and runs one chain of the
+// crc32 instruction from 0 over each other one: r = R(0, piece). A piece
+// with j pieces after it adds Z(r) = R(r, 64j zero bytes) = r * x^(512j)
+// mod P to the result, which PCLMULQDQ and one more crc32 instruction
+// give: crc32q(0, v) = v * x^32 mod P, so crc32q(0, clmul(r, K)) with
+// K = x^(512j-33) mod P is Z(r) (the 33 and not 32: the product of two
+// bit-reflected values comes out one place short). The products of all
+// pieces are xored before that one reduction, which is linear too.
+
+// deltaPieces bounds crcDelta64: records up to 4 KiB after Sum (64 pieces,
+// K for up to 63 after one). Larger ones take crcDeltaGo.
+const deltaPieces = 64
+
+// deltaK[j] is K for a piece with j pieces after it (deltaK[0] is unused),
+// bit-reflected in the low 32 bits.
+var deltaK = func() (k [deltaPieces]uint64) {
+	for j := 1; j < deltaPieces; j++ {
+		k[j] = uint64(xPowModP(512*j - 33))
+	}
+	return k
+}()
+
+// crcPoly is the Castagnoli polynomial, bit-reflected.
+const crcPoly = 0x82f63b78
+
+// mulModP is a * b mod P, all bit-reflected (bit 31 is x^0).
+func mulModP(a, b uint32) (p uint32) {
+	for m := uint32(1) << 31; m != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+		}
+		b = b>>1 ^ -(b&1)&crcPoly // b * x
+	}
+	return p
+}
+
+// xPowModP is x^k mod P, bit-reflected, by squaring.
+func xPowModP(k int) uint32 {
+	p, sq := uint32(1)<<31, uint32(1)<<30 // x^0, x^1
+	for ; k > 0; k >>= 1 {
+		if k&1 != 0 {
+			p = mulModP(p, sq)
+		}
+		sq = mulModP(sq, sq)
+	}
+	return p
+}
+
+var hasDelta64 = cpu.X86.HasSSE41 && cpu.X86.HasSSE42 && cpu.X86.HasPCLMULQDQ
+
+// crcDelta64 is R(0, a ^ b) for the n bytes at a and b: n a multiple of
+// 8, from 8 to below 64*deltaPieces.
+//
+//go:noescape
+func crcDelta64(a, b *byte, n int, k *[deltaPieces]uint64) uint32
+
+// crcDelta is R(0, a ^ b) for a and b of one length.
+func crcDelta(a, b []byte) uint32 {
+	n := len(a)
+	if !hasDelta64 || n%8 != 0 || n == 0 || n >= 64*deltaPieces || len(b) != n {
+		return crcDeltaGo(a, b)
+	}
+	return crcDelta64(unsafe.SliceData(a), unsafe.SliceData(b), n, &deltaK)
+}

@@ -1,0 +1,59 @@
+package state
+
+import "hash/crc32"
+
+// A commit does not checksum the new record from scratch: it carries the
+// old record's Sum over. Let R(s, X) be the CRC register after the bytes
+// X from state s, with no inversion (recsum_amd64.go); it is linear in s
+// and in X together, and Sum(X) = ^R(^0, X). For two records of one
+// length,
+//
+//	Sum(new) = Sum(old) ^ R(0, old ^ new)
+//
+// and old ^ new is zero but for the words a handler changed: R(0, ·) of
+// its leading zeros is 0, and a part of it that is all zero is skipped
+// by the amd64 code, which checksums only the 64-byte pieces that changed
+// and moves each to its place (recsum_amd64.go). A handler changes a few
+// fields, so a commit checksums a piece or two of its record instead of
+// all of it, and gets the value recordSum would: Sum stays CRC-32C of every
+// byte after it, bit for bit.
+//
+// It also keeps damage visible. Damage made in shared memory (a stray
+// write, a flipped bit) leaves a record whose Sum is off by some e = Sum ^
+// recordSum(record); a checksum computed afresh at the next commit would
+// seal the damaged bytes as good, where the carried one stays off by the
+// same e through every later commit, so the scrub and recovery still find
+// the record. Only a deliberate repair (the scrub's restore, a replacing
+// import) seals a record afresh: commitSealed.
+
+// carriedSum is the Sum rec will have once a commit has written scratch
+// into it (every byte after the header, padding included: Store.commitWith):
+// rec's Sum moved by what changes. scratch's id is made rec's first (the
+// same id: the caller found rec by it), since a commit keeps rec's.
+func carriedSum[T any](rec, scratch *record[T]) uint32 {
+	scratch.ID = rec.ID
+	return rec.Sum ^ crcDelta(recordBytes(rec)[8:], recordBytes(scratch)[8:])
+}
+
+// crcDeltaGo is R(0, a ^ b) for a and b of one length, in portable Go:
+// the equal prefix is skipped, and the rest is xored a piece at a time
+// into a buffer that hash/crc32 checksums. It costs about a fresh
+// checksum; crcDelta on amd64 costs a fraction of one.
+func crcDeltaGo(a, b []byte) uint32 {
+	b = b[:len(a)]
+	i := 0
+	for i+8 <= len(a) && ne.Uint64(a[i:]) == ne.Uint64(b[i:]) {
+		i += 8
+	}
+	c := ^uint32(0) // crc32.Update keeps ^R: this is R = 0
+	var buf [64]byte
+	for i < len(a) {
+		n := min(len(buf), len(a)-i)
+		for j := range n {
+			buf[j] = a[i+j] ^ b[i+j]
+		}
+		c = crc32.Update(c, castagnoli, buf[:n])
+		i += n
+	}
+	return ^c
+}
