@@ -2,6 +2,7 @@ package state
 
 import (
 	"hash/crc32"
+	"math/bits"
 	"sync/atomic"
 	"unsafe"
 
@@ -99,26 +100,44 @@ func crc32c(p []byte) uint32 {
 	return crc32cJoin(a, b, c, k)
 }
 
-// The amd64 delta (recsum_delta.go): crcDelta64 cuts a ^ b into 64-byte
-// pieces counted from the end (the first piece takes the n mod 64 bytes
-// left over), skips a piece that is all zero, and runs one chain of the
-// crc32 instruction from 0 over each other one: r = R(0, piece). A piece
-// with j pieces after it adds Z(r) = R(r, 64j zero bytes) = r * x^(512j)
-// mod P to the result, which PCLMULQDQ and one more crc32 instruction
-// give: crc32q(0, v) = v * x^32 mod P, so crc32q(0, clmul(r, K)) with
-// K = x^(512j-33) mod P is Z(r) (the 33 and not 32: the product of two
-// bit-reflected values comes out one place short). The products of all
-// pieces are xored before that one reduction, which is linear too.
+// The amd64 delta (recsum_delta.go). A word w (8 bytes) of a ^ b with j
+// words after it adds Z(R(0, w)) = w * x^(32+64j) mod P to R(0, a ^ b).
+// The crc32 instruction reduces: crc32q(0, v) = v * x^32 mod P, and
+// crc32q(crc32q(0, lo), hi) = (lo * x^64 + hi) * x^32 mod P for the two
+// halves of a 128-bit v. PCLMULQDQ multiplies: the carry-less product of
+// two bit-reflected values is their product times x, one place short, so
+// a 64-bit word times K = x^(64j-33) mod P gives a product whose two
+// halves reduce to the word's part; a 32-bit register r times the same K
+// gives one that crc32q(0, .) turns into Z(r) for the 8j bytes after it.
+// Products of all words are xored first and reduced once (all of it is
+// linear). K for j = 0 is x^-33, which exists: P's constant term is 1.
+//
+// Two ways use it:
+//   - commit512 (AVX-512 with VPCLMULQDQ): a whole Store.commit, every
+//     word's product taken eight words at a time with no branch, while
+//     the same loads feed the undo copy.
+//   - crcDelta64 (SSE4.2 and PCLMULQDQ): cuts a ^ b into 64-byte pieces
+//     counted from the end (the first piece takes the bytes left over),
+//     skips a piece that is all zero, and runs one chain of the crc32
+//     instruction over each other one, moved to its place by one product.
 
-// deltaPieces bounds crcDelta64: records up to 4 KiB after Sum (64 pieces,
-// K for up to 63 after one). Larger ones take crcDeltaGo.
-const deltaPieces = 64
+// deltaWords bounds both: records up to 4 KiB. Larger ones take the
+// portable crcDeltaGo and Store.commitWith.
+const deltaWords = 512
 
-// deltaK[j] is K for a piece with j pieces after it (deltaK[0] is unused),
-// bit-reflected in the low 32 bits.
-var deltaK = func() (k [deltaPieces]uint64) {
-	for j := 1; j < deltaPieces; j++ {
-		k[j] = uint64(xPowModP(512*j - 33))
+// deltaK[deltaWords-1-j] is K for a word with j words after it,
+// bit-reflected in the low 32 bits: descending j, so that the constants
+// of a record's words, first to last, lie in a row.
+var deltaK = func() (k [deltaWords]uint64) {
+	xinv := bits.Reverse32(0x8f6e37a0) // x^-1 = (P + 1) / x
+	c := uint32(1) << 31               // x^0
+	for range 33 {
+		c = mulModP(c, xinv)
+	}
+	x64 := xPowModP(64)
+	for j := range deltaWords {
+		k[deltaWords-1-j] = uint64(c)
+		c = mulModP(c, x64)
 	}
 	return k
 }()
@@ -149,19 +168,41 @@ func xPowModP(k int) uint32 {
 	return p
 }
 
-var hasDelta64 = cpu.X86.HasSSE41 && cpu.X86.HasSSE42 && cpu.X86.HasPCLMULQDQ
+var (
+	hasDelta64   = cpu.X86.HasSSE41 && cpu.X86.HasSSE42 && cpu.X86.HasPCLMULQDQ
+	hasCommit512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasSSE42
+)
 
 // crcDelta64 is R(0, a ^ b) for the n bytes at a and b: n a multiple of
-// 8, from 8 to below 64*deltaPieces.
+// 8, from 8 to 8*deltaWords. k is &deltaK[deltaWords-1].
 //
 //go:noescape
-func crcDelta64(a, b *byte, n int, k *[deltaPieces]uint64) uint32
+func crcDelta64(a, b *byte, n int, k *uint64) uint32
 
 // crcDelta is R(0, a ^ b) for a and b of one length.
 func crcDelta(a, b []byte) uint32 {
 	n := len(a)
-	if !hasDelta64 || n%8 != 0 || n == 0 || n >= 64*deltaPieces || len(b) != n {
+	if !hasDelta64 || n%8 != 0 || n == 0 || n > 8*deltaWords || len(b) != n {
 		return crcDeltaGo(a, b)
 	}
-	return crcDelta64(unsafe.SliceData(a), unsafe.SliceData(b), n, &deltaK)
+	return crcDelta64(unsafe.SliceData(a), unsafe.SliceData(b), n, &deltaK[deltaWords-1])
+}
+
+// commit512 is commitRecord's work: see recsum_amd64.s. k is the
+// constant of rec's first word, &deltaK[deltaWords-q].
+//
+//go:noescape
+func commit512(rec, scratch, undo *byte, q int, k *uint64, active *uint64, entry uint64)
+
+// commitRecord is Store.commitWith for rec, scratch and undo (whole
+// records of one length) with the Sum carried over, in one pass that
+// takes the Sum's computation off the stores' path (see recsum_amd64.s);
+// false, having done nothing, where it does not apply.
+func commitRecord(rec, scratch, undo []byte, active *uint64, entry uint64) bool {
+	q := len(rec) / 8
+	if !hasCommit512 || q > deltaWords || len(rec)%8 != 0 || len(scratch) != len(rec) || len(undo) != len(rec) {
+		return false
+	}
+	commit512(unsafe.SliceData(rec), unsafe.SliceData(scratch), unsafe.SliceData(undo), q, &deltaK[deltaWords-q], active, entry)
+	return true
 }
