@@ -107,11 +107,24 @@ type padded struct {
 // a Sum over them) that the scratch does not: the carried Sum describes
 // the bytes the commit leaves, padding included.
 func TestCommitSumsWhatItWrites(t *testing.T) {
-	t.Run("Player", func(t *testing.T) {
-		commitOver(t, 256, func(p *Player) { p.A++; p.Inv[23].Count = 5 })
+	eachCommit(t, func(t *testing.T) {
+		t.Run("Player", func(t *testing.T) {
+			commitOver(t, 256, func(p *Player) { p.A++; p.Inv[23].Count = 5 })
+		})
+		t.Run("padded", func(t *testing.T) { commitOver(t, 9, func(p *padded) { p.B++ }) })
+		t.Run("[9]byte", func(t *testing.T) { commitOver(t, 9, func(p *[9]byte) { p[8]++ }) })
+		t.Run("[5000]byte", func(t *testing.T) { commitOver(t, 5000, func(p *[5000]byte) { p[4999]++ }) })
 	})
-	t.Run("padded", func(t *testing.T) { commitOver(t, 9, func(p *padded) { p.B++ }) })
-	t.Run("[9]byte", func(t *testing.T) { commitOver(t, 9, func(p *[9]byte) { p[8]++ }) })
+}
+
+// eachCommit runs test once with this machine's commit and once with the
+// portable one (the same, where there is no other).
+func eachCommit(t *testing.T, test func(t *testing.T)) {
+	t.Run("this machine", test)
+	t.Run("portable", func(t *testing.T) {
+		portableCommit(t)
+		test(t)
+	})
 }
 
 // commitOver sets the bytes from pad on (counted from Val: the padding of
@@ -179,7 +192,9 @@ func FuzzCarriedSum(f *testing.F) {
 // (the transaction journal's commit). Sealing the value afresh at each
 // commit, as the store once did, would have made each one pass for whole.
 // The undamaged player updated beside them stays whole.
-func TestDamageOutlivesCommits(t *testing.T) {
+func TestDamageOutlivesCommits(t *testing.T) { eachCommit(t, damageOutlivesCommits) }
+
+func damageOutlivesCommits(t *testing.T) {
 	const n = 100
 	opts := scrubOptions(t, n, false)
 	opts.ScrubRate = -1 // off while the damage is made and updated over
