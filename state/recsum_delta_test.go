@@ -238,7 +238,7 @@ func damageOutlivesCommits(t *testing.T) {
 	}
 
 	opts.ScrubRate = 1 << 30
-	s, st := reopen(t, s, opts)
+	_, st := reopen(t, s, opts)
 	if st.Failed != len(damage) {
 		t.Fatalf("scrub: %v %v; want the %d damaged players found", st, st.Problems, len(damage))
 	}
