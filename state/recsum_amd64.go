@@ -168,9 +168,12 @@ func xPowModP(k int) uint32 {
 	return p
 }
 
+// What the two need of the CPU (x/sys/cpu counts AVX-512 only where the
+// kernel saves its registers). AVX-512 with VPCLMULQDQ means Ice Lake or
+// Zen 4 on: no older part whose clock drops for 512-bit work.
 var (
 	hasDelta64   = cpu.X86.HasSSE41 && cpu.X86.HasSSE42 && cpu.X86.HasPCLMULQDQ
-	hasCommit512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasSSE42
+	hasCommit512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasAVX2 && cpu.X86.HasSSE42
 )
 
 // crcDelta64 is R(0, a ^ b) for the n bytes at a and b: n a multiple of

@@ -270,7 +270,7 @@ writetail:
 
 seal:
 	VEXTRACTI64X4 $1, Z4, Y0
-	VPXORQ        Y0, Y4, Y4
+	VPXOR         Y0, Y4, Y4
 	VEXTRACTI128  $1, Y4, X0
 	VPXOR         X0, X4, X4
 	VMOVQ         X4, AX
