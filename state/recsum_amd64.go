@@ -170,7 +170,8 @@ func xPowModP(k int) uint32 {
 
 // What the two need of the CPU (x/sys/cpu counts AVX-512 only where the
 // kernel saves its registers). AVX-512 with VPCLMULQDQ means Ice Lake or
-// Zen 4 on: no older part whose clock drops for 512-bit work.
+// Zen 4 and later, which lose little or no clock to 512-bit work (unlike
+// Skylake, which lacks VPCLMULQDQ and so never takes this path).
 var (
 	hasDelta64   = cpu.X86.HasSSE41 && cpu.X86.HasSSE42 && cpu.X86.HasPCLMULQDQ
 	hasCommit512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasAVX2 && cpu.X86.HasSSE42

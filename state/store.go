@@ -377,11 +377,11 @@ func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
 	return s.runOne(id, nil, fn, true)
 }
 
-// commit writes scratch.Val into rec, with rec's Sum carried over to the
-// new value (carriedSum): a record damaged in shared memory stays
+// commit writes scratch's value into rec, with rec's Sum carried over to
+// the new value (carriedSum): a record damaged in shared memory stays
 // detectably damaged through the commit. On amd64 with AVX-512,
-// commitRecord makes the same stores in the same order in one pass
-// (recsum_amd64.s); elsewhere commitWith does.
+// commitRecord makes commitWith's stores in commitWith's order in one
+// pass (recsum_amd64.s); elsewhere commitWith does.
 func (s *Store[T]) commit(ln *lane[T], scratch *record[T], slot uint32, rec *record[T]) {
 	scratch.ID = rec.ID // the same id (the caller found rec by it); carriedSum's condition
 	if !commitRecord(recordBytes(rec), recordBytes(scratch), recordBytes(ln.undo), ln.active, journalUpdate<<32|uint64(slot)) {
@@ -431,8 +431,8 @@ func (s *Store[T]) updateSealed(id uint64, fn func(v *T) error) error {
 // reordering of them; order_amd64.go says why plain stores keep that
 // order, and why they are not atomics.
 //
-// The Sum is computed after (1), which stores nothing: the undo copy's
-// stores then do not wait behind it to retire.
+// The Sum is computed after (1): computing it stores nothing, so the order
+// is the same, and the undo copy's stores retire without waiting for it.
 //
 // The lane mutex is the only lock a commit takes: each slot has one
 // writer (its player's lane), and readers take nothing.
