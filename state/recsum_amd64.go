@@ -109,8 +109,8 @@ func crc32c(p []byte) uint32 {
 // a 64-bit word times K = x^(64j-33) mod P gives a product whose two
 // halves reduce to the word's part; a 32-bit register r times the same K
 // gives one that crc32q(0, .) turns into Z(r) for the 8j bytes after it.
-// Products of all words are xored first and reduced once (all of it is
-// linear). K for j = 0 is x^-33, which exists: P's constant term is 1.
+// Products are xored first and reduced once (all of it is linear). K for
+// j = 0 is x^-33, which exists: P's constant term is 1.
 //
 // Two ways use it:
 //   - commit512 (AVX-512 with VPCLMULQDQ): a whole Store.commit, every
@@ -129,7 +129,9 @@ const deltaWords = 512
 // bit-reflected in the low 32 bits: descending j, so that the constants
 // of a record's words, first to last, lie in a row.
 var deltaK = func() (k [deltaWords]uint64) {
-	xinv := bits.Reverse32(0x8f6e37a0) // x^-1 = (P + 1) / x
+	// x^-1 = (P + 1) / x: P is 0x1_1edc6f41 in the usual bit order, so
+	// (P + 1) / x is 0x8f6e37a0 there, reflected here.
+	xinv := bits.Reverse32(0x8f6e37a0)
 	c := uint32(1) << 31               // x^0
 	for range 33 {
 		c = mulModP(c, xinv)
