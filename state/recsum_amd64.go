@@ -132,7 +132,7 @@ var deltaK = func() (k [deltaWords]uint64) {
 	// x^-1 = (P + 1) / x: P is 0x1_1edc6f41 in the usual bit order, so
 	// (P + 1) / x is 0x8f6e37a0 there, reflected here.
 	xinv := bits.Reverse32(0x8f6e37a0)
-	c := uint32(1) << 31               // x^0
+	c := uint32(1) << 31 // x^0
 	for range 33 {
 		c = mulModP(c, xinv)
 	}
