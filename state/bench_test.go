@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -46,7 +47,8 @@ func benchStore(b *testing.B) *Store[Player] {
 
 // BenchmarkUpdate is the cost of a transaction (copy out, call, crash-
 // atomic commit) on a 256-byte T, against calling the same function on a
-// value in place. overhead-ns/op is the difference (goal < 60 ns).
+// value in place. overhead-ns/op is the difference (goal <= 40 ns; on a
+// busy machine see BenchmarkUpdateFastest).
 func BenchmarkUpdate(b *testing.B) {
 	s := benchStore(b)
 	fn := bump
@@ -67,6 +69,45 @@ func BenchmarkUpdate(b *testing.B) {
 	baseNs := float64(base.Nanoseconds()) / float64(b.N)
 	b.ReportMetric(baseNs, "inplace-ns/op")
 	b.ReportMetric(per-baseNs, "overhead-ns/op")
+}
+
+// BenchmarkUpdateFastest is BenchmarkUpdate for a shared machine: the
+// call in place and Update run in alternating blocks of 512, and
+// fastest-overhead-ns/op is the fastest Update block less the fastest
+// block in place, per op. Other processes only ever add time, so the
+// fastest blocks are the ones they left alone: this figure moves by
+// tenths of a nanosecond between runs where overhead-ns/op moves by tens.
+func BenchmarkUpdateFastest(b *testing.B) {
+	s := benchStore(b)
+	inPlace := make([]Player, players)
+	best := fastestBlocks(b, []func(i int) error{
+		func(i int) error { return bump(&inPlace[i%players]) },
+		func(i int) error { return s.Update(uint64(i%players), bump) },
+	})
+	b.ReportMetric(best[1]-best[0], "fastest-overhead-ns/op")
+}
+
+// fastestBlocks runs each of kinds b.N times (rounded down to whole
+// blocks of 512), in blocks in turn, and returns each one's fastest block
+// in ns per op.
+func fastestBlocks(b *testing.B, kinds []func(i int) error) []float64 {
+	const block = 512
+	best := make([]float64, len(kinds))
+	for k := range best {
+		best[k] = math.Inf(1)
+	}
+	for lo := 0; lo+block <= max(b.N, block); lo += block {
+		for k, run := range kinds {
+			start := time.Now()
+			for i := lo; i < lo+block; i++ {
+				if err := run(i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			best[k] = min(best[k], float64(time.Since(start).Nanoseconds())/block)
+		}
+	}
+	return best
 }
 
 // BenchmarkRunMulti is a transaction over two players (a gift: each

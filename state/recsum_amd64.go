@@ -2,6 +2,7 @@ package state
 
 import (
 	"hash/crc32"
+	"math/bits"
 	"sync/atomic"
 	"unsafe"
 
@@ -97,4 +98,117 @@ func crc32c(p []byte) uint32 {
 	k := q / 3
 	a, b, c := crc32c3(unsafe.SliceData(p), q-3*k, k)
 	return crc32cJoin(a, b, c, k)
+}
+
+// The amd64 delta (recsum_delta.go). A word w (8 bytes) of a ^ b with j
+// words after it adds Z(R(0, w)) = w * x^(32+64j) mod P to R(0, a ^ b).
+// The crc32 instruction reduces: crc32q(0, v) = v * x^32 mod P, and
+// crc32q(crc32q(0, lo), hi) = (lo * x^64 + hi) * x^32 mod P for the two
+// halves of a 128-bit v. PCLMULQDQ multiplies: the carry-less product of
+// two bit-reflected values is their product times x, one place short, so
+// a 64-bit word times K = x^(64j-33) mod P gives a product whose two
+// halves reduce to the word's part; a 32-bit register r times the same K
+// gives one that crc32q(0, .) turns into Z(r) for the 8j bytes after it.
+// Products are xored first and reduced once (all of it is linear). K for
+// j = 0 is x^-33, which exists: P's constant term is 1.
+//
+// Two ways use it:
+//   - commit512 (AVX-512 with VPCLMULQDQ): a whole Store.commit, every
+//     word's product taken eight words at a time with no branch, while
+//     the same loads feed the undo copy.
+//   - crcDelta64 (SSE4.2 and PCLMULQDQ): cuts a ^ b into 64-byte pieces
+//     counted from the end (the first piece takes the bytes left over),
+//     skips a piece that is all zero, and runs one chain of the crc32
+//     instruction over each other one, moved to its place by one product.
+
+// deltaWords bounds both: records up to 4 KiB. Larger ones take the
+// portable crcDeltaGo and Store.commitWith.
+const deltaWords = 512
+
+// deltaK[deltaWords-1-j] is K for a word with j words after it,
+// bit-reflected in the low 32 bits: descending j, so that the constants
+// of a record's words, first to last, lie in a row.
+var deltaK = func() (k [deltaWords]uint64) {
+	// x^-1 = (P + 1) / x: P is 0x1_1edc6f41 in the usual bit order, so
+	// (P + 1) / x is 0x8f6e37a0 there, reflected here.
+	xinv := bits.Reverse32(0x8f6e37a0)
+	c := uint32(1) << 31 // x^0
+	for range 33 {
+		c = mulModP(c, xinv)
+	}
+	x64 := xPowModP(64)
+	for j := range deltaWords {
+		k[deltaWords-1-j] = uint64(c)
+		c = mulModP(c, x64)
+	}
+	return k
+}()
+
+// crcPoly is the Castagnoli polynomial, bit-reflected.
+const crcPoly = 0x82f63b78
+
+// mulModP is a * b mod P, all bit-reflected (bit 31 is x^0).
+func mulModP(a, b uint32) (p uint32) {
+	for m := uint32(1) << 31; m != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+		}
+		b = b>>1 ^ -(b&1)&crcPoly // b * x
+	}
+	return p
+}
+
+// xPowModP is x^k mod P, bit-reflected, by squaring.
+func xPowModP(k int) uint32 {
+	p, sq := uint32(1)<<31, uint32(1)<<30 // x^0, x^1
+	for ; k > 0; k >>= 1 {
+		if k&1 != 0 {
+			p = mulModP(p, sq)
+		}
+		sq = mulModP(sq, sq)
+	}
+	return p
+}
+
+// What the two need of the CPU (x/sys/cpu counts AVX-512 only where the
+// kernel saves its registers). AVX-512 with VPCLMULQDQ means Ice Lake or
+// Zen 4 and later, which lose little or no clock to 512-bit work (unlike
+// Skylake, which lacks VPCLMULQDQ and so never takes this path).
+var (
+	hasDelta64   = cpu.X86.HasSSE41 && cpu.X86.HasSSE42 && cpu.X86.HasPCLMULQDQ
+	hasCommit512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasAVX2 && cpu.X86.HasSSE42
+)
+
+// crcDelta64 is R(0, a ^ b) for the n bytes at a and b: n a multiple of
+// 8, from 8 to 8*deltaWords. k is &deltaK[deltaWords-1].
+//
+//go:noescape
+func crcDelta64(a, b *byte, n int, k *uint64) uint32
+
+// crcDelta is R(0, a ^ b) for a and b of one length.
+func crcDelta(a, b []byte) uint32 {
+	n := len(a)
+	if !hasDelta64 || n%8 != 0 || n == 0 || n > 8*deltaWords || len(b) != n {
+		return crcDeltaGo(a, b)
+	}
+	return crcDelta64(unsafe.SliceData(a), unsafe.SliceData(b), n, &deltaK[deltaWords-1])
+}
+
+// commit512 is commitRecord's work: see recsum_amd64.s. k is the
+// constant of rec's first word, &deltaK[deltaWords-q].
+//
+//go:noescape
+func commit512(rec, scratch, undo *byte, q int, k *uint64, active *uint64, entry uint64)
+
+// commitRecord is Store.commitWith for rec, scratch and undo (whole
+// records of one length) with the Sum carried over, in one pass that
+// takes the Sum's computation off the stores' path (see recsum_amd64.s);
+// false, having done nothing, where it does not apply.
+func commitRecord(rec, scratch, undo []byte, active *uint64, entry uint64) bool {
+	q := len(rec) / 8
+	if !hasCommit512 || q > deltaWords || len(rec)%8 != 0 || len(scratch) != len(rec) || len(undo) != len(rec) {
+		return false
+	}
+	commit512(unsafe.SliceData(rec), unsafe.SliceData(scratch), unsafe.SliceData(undo), q, &deltaK[deltaWords-q], active, entry)
+	return true
 }

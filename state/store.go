@@ -377,24 +377,78 @@ func (s *Store[T]) Update(id uint64, fn func(v *T) error) error {
 	return s.runOne(id, nil, fn, true)
 }
 
-// commit writes scratch.Val into rec. The order is the whole crash-safety
-// argument: (1) save the old record in the lane's undo slot, (2) publish
-// the journal entry, (3) write the record, (4) retire the entry. A crash
-// before (2) leaves the old record untouched; between (2) and (4) recovery
-// copies the saved record back; after (4) the new record is whole. Inside
-// (3), Seq is odd while the bytes change, so readers retry instead of
-// copying half a commit (lock.go). A killed process leaves a prefix of its
-// stores in shared memory, never a reordering of them; order_amd64.go says
-// why plain stores keep that order, and why they are not atomics.
+// commit writes scratch's value into rec, with rec's Sum carried over to
+// the new value (carriedSum): a record damaged in shared memory stays
+// detectably damaged through the commit. On amd64 with AVX-512,
+// commitRecord makes commitWith's stores in commitWith's order in one
+// pass (recsum_amd64.s); elsewhere commitWith does.
+func (s *Store[T]) commit(ln *lane[T], scratch *record[T], slot uint32, rec *record[T]) {
+	scratch.ID = rec.ID // the same id (the caller found rec by it); carriedSum's condition
+	if !commitRecord(recordBytes(rec), recordBytes(scratch), recordBytes(ln.undo), ln.active, journalUpdate<<32|uint64(slot)) {
+		s.commitWith(ln, scratch, slot, rec, false)
+	}
+}
+
+// commitSealed is commit with a Sum computed afresh from scratch, for the
+// writes meant to make a record whole whatever it held (a repair), which
+// carrying would keep damaged.
+func (s *Store[T]) commitSealed(ln *lane[T], scratch *record[T], slot uint32, rec *record[T]) {
+	s.commitWith(ln, scratch, slot, rec, true)
+}
+
+// updateSealed is Update committing with commitSealed, without Update's
+// recover (fn must not panic): for the scrub, whose repair of a record it
+// found damaged must leave the record whole, which a carried Sum would not.
+func (s *Store[T]) updateSealed(id uint64, fn func(v *T) error) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	ln := s.lane(id)
+	h := ln.lock()
+	defer h.mu.Unlock()
+	slot, _, rec, err := s.lookupLocked(id)
+	if err != nil {
+		return err
+	}
+	h.scratch.ID = id
+	h.scratch.Val = rec.Val
+	if err := fn(&h.scratch.Val); err != nil {
+		return err
+	}
+	s.commitSealed(ln, &h.scratch, slot, rec)
+	return nil
+}
+
+// commitWith makes scratch (every byte after the header) rec's, with a
+// Sum carried over from rec, or sealed afresh from scratch. The order is
+// the whole crash-safety argument: (1) save the old record in the lane's
+// undo slot, (2) publish the journal entry, (3) write the record, (4)
+// retire the entry. A crash before (2) leaves the old record untouched;
+// between (2) and (4) recovery copies the saved record back; after (4) the
+// new record is whole. Inside (3), Seq is odd while the bytes change, so
+// readers retry instead of copying half a commit (lock.go). A killed
+// process leaves a prefix of its stores in shared memory, never a
+// reordering of them; order_amd64.go says why plain stores keep that
+// order, and why they are not atomics.
+//
+// The Sum is computed after (1): computing it stores nothing, so the order
+// is the same, and the undo copy's stores retire without waiting for it.
 //
 // The lane mutex is the only lock a commit takes: each slot has one
 // writer (its player's lane), and readers take nothing.
-func (s *Store[T]) commit(ln *lane[T], scratch *record[T], slot uint32, rec *record[T]) {
-	sum := recordSum(recordBytes(scratch))
+func (s *Store[T]) commitWith(ln *lane[T], scratch *record[T], slot uint32, rec *record[T], seal bool) {
 	*ln.undo = *rec
+	var sum uint32
+	if seal {
+		sum = recordSum(recordBytes(scratch))
+	} else {
+		sum = carriedSum(rec, scratch)
+	}
 	journalStore(ln.active, journalUpdate<<32|uint64(slot))
 	q := seqBegin(&rec.Seq)
-	rec.Val = scratch.Val
+	// Bytes, not rec.Val = scratch.Val: the compiler may copy a small T
+	// field by field and skip its padding, and sum covers every byte.
+	copy(recordBytes(rec)[recHeader:], recordBytes(scratch)[recHeader:])
 	rec.Sum = sum
 	seqEnd(&rec.Seq, q)
 	journalStore(ln.active, 0)

@@ -88,7 +88,7 @@ func txCounts(w uint64) (records, timers int, ok bool) {
 func (s *Store[T]) commitTx(tx *Tx[T], n int) {
 	var sums [MaxTxPlayers]uint32
 	for i := range n {
-		sums[i] = recordSum(recordBytes(&tx.scratch[i]))
+		sums[i] = carriedSum(tx.recs[i], &tx.scratch[i])
 	}
 	ops := tx.ops[:tx.nops]
 	j := s.txj
@@ -108,7 +108,7 @@ func (s *Store[T]) commitTx(tx *Tx[T], n int) {
 		}
 		rec := tx.recs[i]
 		q := seqBegin(&rec.Seq)
-		rec.Val = tx.scratch[i].Val
+		copy(recordBytes(rec)[recHeader:], recordBytes(&tx.scratch[i])[recHeader:]) // as Store.commitWith
 		rec.Sum = sums[i]
 		seqEnd(&rec.Seq, q)
 	}
