@@ -231,7 +231,10 @@ func (s *Store[T]) put(id uint64, v *T, replace bool) (created bool, err error) 
 		}
 		h.scratch.ID = id
 		h.scratch.Val = *v
-		s.commit(ln, &h.scratch, slot, rec)
+		// Sealed afresh: the imported value replaces the record whole, and
+		// a damaged record's Sum carried over would keep it damaged, for
+		// the scrub to replace with a snapshot's value, the import lost.
+		s.commitSealed(ln, &h.scratch, slot, rec)
 		return false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err

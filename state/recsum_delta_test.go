@@ -312,3 +312,25 @@ func BenchmarkCarriedSum(b *testing.B) {
 	b.ReportMetric(float64(took[1].Nanoseconds())/float64(b.N), "carried-ns/op")
 	b.ReportMetric(float64(took[1])/float64(took[0]), "x-sum")
 }
+
+// TestImportReplaceSealsDamage: an import with replace puts a whole value
+// in, so it seals the record afresh. Carried over, the Sum of a damaged
+// record would keep it damaged, and the scrub would later replace the
+// imported value with a snapshot's.
+func TestImportReplaceSealsDamage(t *testing.T) {
+	s, _ := mustOpen[Player](t, testOptions(t, 16))
+	defer s.Close()
+	fill(t, s, 4)
+	doc := exportJSON(t, s, 2)
+	_, rec := recordOf(t, s, 3)
+	rec.Val.Name[0] ^= 0x20
+	if checkRecord(recordBytes(rec), false) == nil {
+		t.Fatal("the damaged record passes its check")
+	}
+	if _, err := importJSON(s, doc, 3, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkRecord(recordBytes(rec), false); err != nil {
+		t.Fatalf("the record after an import with replace: %v", err)
+	}
+}

@@ -46,10 +46,11 @@ var errMoved = errors.New("state: scrub: record changed hands")
 
 // restore replaces a damaged record the index names with its newest
 // snapshot value (hit), or re-seals it as it is when there is none. It is
-// an Update: the player's lane, the journal and the commit make it
-// crash-atomic like any other.
+// an Update that seals the record afresh (an Update carries the old Sum
+// over, which would keep the damage): the player's lane, the journal and
+// the commit make it crash-atomic like any other.
 func (s *Store[T]) restore(b suspect, hit *snapHit[T]) {
-	err := s.Update(b.id, func(v *T) error {
+	err := s.updateSealed(b.id, func(v *T) error {
 		_, rec, live := s.pool.Lookup(b.slot)
 		if !live || !s.named(b) {
 			return errMoved
