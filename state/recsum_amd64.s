@@ -44,6 +44,17 @@ round:
 	MOVL DX, c+32(FP)
 	RET
 
+// MOVEPIECE moves the r of a piece (DX) with BX pieces after it to its
+// place, times the K at R8 - 64*BX, and adds the product into X7.
+#define MOVEPIECE \
+	MOVQ      BX, R11          \
+	SHLQ      $6, R11          \
+	NEGQ      R11              \
+	MOVQ      DX, X0           \
+	MOVQ      (R8)(R11*1), X1  \
+	PCLMULQDQ $0x00, X1, X0    \
+	PXOR      X0, X7
+
 // func crcDelta64(a, b *byte, n int, k *uint64) uint32
 //
 // AX takes the r of the last piece (no move), X7 the products of the
@@ -79,13 +90,7 @@ short:
 	JMP    reduce
 
 shortmove:
-	MOVQ      BX, R11
-	SHLQ      $6, R11
-	NEGQ      R11
-	MOVQ      DX, X0
-	MOVQ      (R8)(R11*1), X1
-	PCLMULQDQ $0x00, X1, X0
-	PXOR      X0, X7
+	MOVEPIECE
 
 whole:
 	TESTQ BX, BX
@@ -138,13 +143,7 @@ piece:
 	CRC32Q R9, DX
 	TESTQ  BX, BX
 	JZ     lastpiece
-	MOVQ      BX, R11
-	SHLQ      $6, R11
-	NEGQ      R11
-	MOVQ      DX, X0
-	MOVQ      (R8)(R11*1), X1
-	PCLMULQDQ $0x00, X1, X0
-	PXOR      X0, X7
+	MOVEPIECE
 	JMP       next
 
 lastpiece:
