@@ -71,13 +71,11 @@ var cleanup = func() {}
 func TestMain(m *testing.M) {
 	if os.Getenv(hostproc.EnvRaceHost) == "1" && !strings.Contains(os.Getenv("GORACE"), "atexit_sleep_ms") {
 		// A race-built process that exits 0 first sleeps a second
-		// (GORACE atexit_sleep_ms, default 1000) and every host start runs
-		// one preflight child per plugin, each such a process: five
-		// seconds of sleep per fresh host, most of the race run. What the
-		// sleep could still catch is a race by a goroutine that outlives
-		// main; a preflight child's report never reaches a test anyway.
-		// Every process the tests start (hosts, their preflight children,
-		// hhbuild, hotctl) inherits this.
+		// (GORACE atexit_sleep_ms, default 1000). The loader turns that
+		// off for its preflight children itself (five per host start,
+		// most of the race run before it did); this covers the rest the
+		// tests start and stop: hosts, hhbuild, hotctl. What the sleep
+		// could still catch is a race by a goroutine that outlives main.
 		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	}
 	code := m.Run()
